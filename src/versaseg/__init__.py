@@ -1,0 +1,3 @@
+"""versaseg: trustworthy segmentations from imperfect medical image data."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,91 @@
+"""A loaded case: its channels stacked in canonical (RAS+) orientation, its label, and what is needed to write back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from versaseg.errors import InputError
+from versaseg.io.dataset import CaseFiles
+from versaseg.io.image import Volume, from_canonical, read_volume, to_canonical
+
+GEOMETRY_TOLERANCE_MM = 1e-3
+
+
+@dataclass
+class Case:
+    """One case in canonical orientation.
+
+    image: (C, X, Y, Z) float32, channels in dataset order, not yet normalised.
+    label: (X, Y, Z) int16 or None.
+    reference: the first channel as read (original orientation), the geometry every output is written with.
+    orientation: the nibabel orientation that maps the original axes to canonical; used by :meth:`to_original`.
+    spacing: voxel size in mm along canonical X, Y, Z.
+    """
+
+    case_id: str
+    image: np.ndarray
+    label: np.ndarray | None
+    reference: Volume
+    orientation: np.ndarray
+    spacing: tuple[float, float, float]
+
+    @property
+    def spatial_shape(self) -> tuple[int, int, int]:
+        return tuple(self.image.shape[1:])
+
+    def to_original(self, array: np.ndarray) -> np.ndarray:
+        """Map a canonical array (X, Y, Z[, ...]) back to the reference volume's axis order."""
+        return from_canonical(array, self.orientation)
+
+
+def _check_same_geometry(volume: Volume, reference: Volume, what: str) -> None:
+    if volume.shape != reference.shape:
+        raise InputError(f"{what} shape {volume.shape} differs from {reference.path.name} shape {reference.shape}",
+                         volume.path)
+    if not np.allclose(volume.affine, reference.affine, atol=GEOMETRY_TOLERANCE_MM, rtol=0):
+        raise InputError(f"{what} geometry (spacing/origin/direction) differs from {reference.path.name}", volume.path)
+
+
+def load_case(files: CaseFiles, label_values: set[int] | None = None) -> Case:
+    """Read and check a case's channel files and optional label.
+
+    Raises InputError (naming the file) for unreadable files, shape or geometry mismatch between channels and label,
+    NaN/Inf in an image, non-integer labels, or label values not in ``label_values``.
+    """
+    volumes = [read_volume(p) for p in files.images]
+    reference = volumes[0]
+    channels = []
+    for volume in volumes:
+        _check_same_geometry(volume, reference, "channel")
+        data = np.asarray(volume.array, dtype=np.float32)
+        if not np.isfinite(data).all():
+            raise InputError("image contains NaN or Inf values", volume.path)
+        channels.append(data)
+    image = np.stack(channels)
+    canonical_first, canonical_affine, orientation = to_canonical(image[0], reference.affine)
+    image = np.stack([canonical_first] + [to_canonical(c, reference.affine)[0] for c in image[1:]])
+    spacing = tuple(float(s) for s in np.linalg.norm(canonical_affine[:3, :3], axis=0))
+    label = None
+    if files.label is not None:
+        label = load_label(files.label, reference, label_values)
+        label = to_canonical(label, reference.affine)[0]
+    return Case(files.case_id, np.ascontiguousarray(image), label, reference, orientation, spacing)
+
+
+def load_label(path: Path, reference: Volume, label_values: set[int] | None) -> np.ndarray:
+    """Read a label volume, check it against ``reference`` and the allowed values; returns (I, J, K) int16."""
+    volume = read_volume(path)
+    _check_same_geometry(volume, reference, "label")
+    data = np.asarray(volume.array)
+    if not np.isfinite(data).all():
+        raise InputError("label contains NaN or Inf values", path)
+    if np.issubdtype(data.dtype, np.floating) and not np.all(np.equal(np.mod(data, 1), 0)):
+        raise InputError("label contains non-integer values", path)
+    present = {int(v) for v in np.unique(data)}
+    if label_values is not None and not present <= label_values:
+        bad = sorted(present - label_values)
+        raise InputError(f"label values {bad} are not in dataset.json labels {sorted(label_values)}", path)
+    return data.astype(np.int16)

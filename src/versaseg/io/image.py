@@ -1,0 +1,228 @@
+"""Read and write 3D volumes with their geometry: NIfTI, NRRD, MHA/MHD and DICOM series.
+
+Every volume is held as a voxel array in index order ``(I, J, K)`` (the order nibabel uses; SimpleITK's arrays are
+reversed on the way in and out) plus a 4x4 ``affine`` that maps voxel indices to RAS+ millimetres. NIfTI inputs keep
+their header, so an output written "like" a NIfTI input carries the input's exact qform/sform; every other output is
+written through SimpleITK with the input's spacing, origin and direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from versaseg.errors import InputError
+from versaseg.io.atomic import atomic_path, check_writable
+
+NIFTI_ENDINGS = (".nii.gz", ".nii")
+ITK_ENDINGS = (".nrrd", ".nhdr", ".mha", ".mhd")
+IMAGE_ENDINGS = NIFTI_ENDINGS + ITK_ENDINGS
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+@dataclass
+class Volume:
+    """A 3D volume: ``array`` of shape (I, J, K) and ``affine`` (4, 4) voxel -> RAS+ mm."""
+
+    array: np.ndarray
+    affine: np.ndarray
+    path: Path | None = None
+    nifti_header: object | None = field(default=None, repr=False)
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size in mm along I, J, K."""
+        return tuple(float(s) for s in np.linalg.norm(self.affine[:3, :3], axis=0))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape)
+
+    def like(self, array: np.ndarray) -> Volume:
+        """A volume with this geometry (and header) and a new array of the same spatial shape."""
+        if tuple(array.shape[:3]) != self.shape[:3]:
+            raise ValueError(f"array shape {array.shape} does not match volume shape {self.shape}")
+        return Volume(array, self.affine.copy(), None, self.nifti_header)
+
+
+def file_ending(path: str | Path) -> str:
+    """The image file ending of ``path`` ('.nii.gz', '.nrrd', ...), or '' for a folder or unknown ending."""
+    name = Path(path).name.lower()
+    for ending in IMAGE_ENDINGS:
+        if name.endswith(ending):
+            return ending
+    return ""
+
+
+def case_name(path: str | Path) -> str:
+    """The file name without its image ending ('BRAIN_001_0000.nii.gz' -> 'BRAIN_001_0000')."""
+    name = Path(path).name
+    ending = file_ending(path)
+    return name[: len(name) - len(ending)] if ending else name
+
+
+def itk_geometry_to_affine(spacing, origin, direction) -> np.ndarray:
+    """SimpleITK spacing/origin/direction (LPS) -> 4x4 RAS+ affine for (I, J, K) index order."""
+    direction = np.asarray(direction, dtype=float).reshape(3, 3)
+    affine = np.eye(4)
+    affine[:3, :3] = direction * np.asarray(spacing, dtype=float)[None, :]
+    affine[:3, 3] = np.asarray(origin, dtype=float)
+    return _LPS_TO_RAS @ affine
+
+
+def affine_to_itk_geometry(affine: np.ndarray) -> tuple[tuple, tuple, tuple]:
+    """4x4 RAS+ affine -> SimpleITK (spacing, origin, direction) in LPS."""
+    lps = _LPS_TO_RAS @ np.asarray(affine, dtype=float)
+    spacing = np.linalg.norm(lps[:3, :3], axis=0)
+    direction = lps[:3, :3] / spacing[None, :]
+    return tuple(map(float, spacing)), tuple(map(float, lps[:3, 3])), tuple(map(float, direction.ravel()))
+
+
+def _squeeze_to_3d(array: np.ndarray, path: Path) -> np.ndarray:
+    while array.ndim > 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3:
+        raise InputError(f"expected a 3D volume, got an array of shape {array.shape} (one file per channel)", path)
+    return array
+
+
+def _read_nifti(path: Path) -> Volume:
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+        array = np.asanyarray(img.dataobj)
+    except Exception as exc:  # nibabel raises many types for corrupt files
+        raise InputError(f"cannot read NIfTI file ({type(exc).__name__}: {exc})", path) from None
+    return Volume(_squeeze_to_3d(array, path), np.asarray(img.affine, dtype=float), path, img.header.copy())
+
+
+def _sitk_to_volume(image, path: Path) -> Volume:
+    import SimpleITK as sitk
+
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError("multi-component images are not supported; store one channel per file", path)
+    if image.GetDimension() != 3:
+        raise InputError(f"expected a 3D image, got {image.GetDimension()}D", path)
+    array = sitk.GetArrayFromImage(image).transpose(2, 1, 0)
+    affine = itk_geometry_to_affine(image.GetSpacing(), image.GetOrigin(), image.GetDirection())
+    return Volume(np.ascontiguousarray(array), affine, path, None)
+
+
+def _read_dicom_series(folder: Path) -> Volume:
+    import SimpleITK as sitk
+
+    reader = sitk.ImageSeriesReader()
+    series_ids = reader.GetGDCMSeriesIDs(str(folder))
+    if not series_ids:
+        raise InputError("folder holds no DICOM series", folder)
+    files_per_series = {sid: reader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids}
+    series = max(files_per_series, key=lambda sid: len(files_per_series[sid]))
+    reader.SetFileNames(files_per_series[series])
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(f"cannot read DICOM series {series} ({str(exc).strip().splitlines()[-1]})", folder) from None
+    return _sitk_to_volume(image, folder)
+
+
+def read_volume(path: str | Path) -> Volume:
+    """Read a 3D volume from a NIfTI/NRRD/MHA/MHD file or a folder holding one DICOM series.
+
+    Raises :class:`InputError` naming the file for a missing, unreadable or non-3D input.
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path)
+    if path.is_dir():
+        return _read_dicom_series(path)
+    ending = file_ending(path)
+    if ending in NIFTI_ENDINGS:
+        return _read_nifti(path)
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+        raise InputError(f"cannot read image ({lines[-1] if lines else 'unknown error'})", path) from None
+    return _sitk_to_volume(image, path)
+
+
+def write_volume(path: str | Path, array: np.ndarray, like: Volume, overwrite: bool = False) -> Path:
+    """Write ``array`` (I, J, K) with exactly the geometry of ``like``, atomically.
+
+    NIfTI outputs of NIfTI inputs reuse the input header (qform, sform and their codes); other outputs get the input's
+    spacing/origin/direction through SimpleITK. Refuses to replace an existing file unless ``overwrite``.
+    """
+    path = check_writable(path, overwrite)
+    array = np.asarray(array)
+    if array.shape[:3] != like.array.shape[:3] or array.ndim != 3:
+        raise ValueError(f"array shape {array.shape} does not match reference shape {like.array.shape}")
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    if array.dtype == np.float64:
+        array = array.astype(np.float32)
+    ending = file_ending(path)
+    if not ending:
+        raise InputError(f"unknown output file ending; use one of {', '.join(IMAGE_ENDINGS)}", path)
+    with atomic_path(path) as tmp:
+        if ending in NIFTI_ENDINGS:
+            _write_nifti(tmp, array, like)
+        else:
+            _write_itk(tmp, array, like)
+    return path
+
+
+def _write_nifti(path: Path, array: np.ndarray, like: Volume) -> None:
+    import nibabel as nib
+
+    if like.nifti_header is not None:
+        header = like.nifti_header.copy()
+        header.set_data_dtype(array.dtype)
+        header.set_data_shape(array.shape)
+        img = nib.Nifti1Image(array, None, header=header)
+        img.header.set_slope_inter(1.0, 0.0)
+        img.set_qform(*like.nifti_header.get_qform(coded=True))
+        img.set_sform(*like.nifti_header.get_sform(coded=True))
+    else:
+        img = nib.Nifti1Image(array, like.affine)
+        img.set_qform(like.affine, code=1)
+        img.set_sform(like.affine, code=1)
+    nib.save(img, str(path))
+
+
+def _write_itk(path: Path, array: np.ndarray, like: Volume) -> None:
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array.transpose(2, 1, 0)))
+    spacing, origin, direction = affine_to_itk_geometry(like.affine)
+    image.SetSpacing(spacing)
+    image.SetOrigin(origin)
+    image.SetDirection(direction)
+    sitk.WriteImage(image, str(path), useCompression=True)
+
+
+def to_canonical(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reorient ``array`` (I, J, K, ...) to the closest RAS+ axis order without resampling.
+
+    Returns ``(canonical_array, canonical_affine, orientation)``; pass ``orientation`` to :func:`from_canonical`.
+    """
+    import nibabel.orientations as nio
+
+    ornt = nio.io_orientation(affine)
+    canonical = nio.apply_orientation(array, ornt)
+    canonical_affine = affine @ nio.inv_ornt_aff(ornt, array.shape[:3])
+    return np.ascontiguousarray(canonical), canonical_affine, ornt
+
+
+def from_canonical(array: np.ndarray, orientation: np.ndarray) -> np.ndarray:
+    """Undo :func:`to_canonical` on an array (I', J', K', ...) in canonical axis order."""
+    import nibabel.orientations as nio
+
+    back = nio.ornt_transform(nio.axcodes2ornt("RAS"), orientation)
+    return np.ascontiguousarray(nio.apply_orientation(array, back))
