@@ -17,7 +17,7 @@ $(BIN)/versaseg: pyproject.toml
 install: $(BIN)/versaseg
 
 demo: install
-	$(BIN)/python -m versaseg.demo --out demo_output --overwrite
+	$(BIN)/versaseg demo --out demo_output --overwrite
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -88,4 +88,7 @@ def load_label(path: Path, reference: Volume, label_values: set[int] | None) -> 
     if label_values is not None and not present <= label_values:
         bad = sorted(present - label_values)
         raise InputError(f"label values {bad} are not in dataset.json labels {sorted(label_values)}", path)
+    if present and (min(present) < 0 or max(present) > np.iinfo(np.int16).max):
+        raise InputError(f"label values must lie in 0..{np.iinfo(np.int16).max}, got {min(present)}..{max(present)}",
+                         path)
     return data.astype(np.int16)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,25 +25,42 @@ def check_writable(path: str | Path, overwrite: bool) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path`` (same suffixes); rename it onto ``path`` if the block succeeds.
+    """Yield a temporary path with the same name as ``path``; move it onto ``path`` if the block succeeds.
 
-    The temporary file is deleted if the block raises.
+    The temporary path lies in a hidden folder next to ``path`` (same file system, so the final rename is atomic) and
+    has the same name, so formats that write a companion data file named after the header (MetaImage ``.mhd`` ->
+    ``.raw``/``.zraw``, detached NRRD ``.nhdr`` -> ``.raw.gz``) reference the final names. Companion files are moved
+    first and ``path`` last. The temporary folder and everything in it are deleted whether the block succeeds or raises.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes) or ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
+        tmp_path = tmp_dir / path.name
+        tmp_path.touch()
         yield tmp_path
+        for companion in sorted(tmp_dir.iterdir()):
+            if companion.name != path.name and companion.is_file():
+                os.replace(companion, path.parent / companion.name)
         os.replace(tmp_path, path)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the hidden ``.NAME.*.tmp`` folders that :func:`atomic_path` leaves when a process is killed mid-write.
+
+    Called when a run is resumed, so a ``kill -9`` leaves nothing behind once the work continues. Returns what was
+    removed.
+    """
+    folder = Path(folder)
+    stale = [p for p in folder.glob(".*.tmp") if p.is_dir()] if folder.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale

@@ -71,7 +71,20 @@ class DatasetSpec:
             if not label.exists():
                 raise InputError(f"label file missing for case {case.case_id}", label)
             case.label = label
+        self._check_orphan_labels(cases)
         return cases
+
+    def _check_orphan_labels(self, cases: list[CaseFiles]) -> None:
+        """A labelsTr file whose case has no images means the case's channel files are missing."""
+        labels_dir = self.root / "labelsTr"
+        known = {case.case_id for case in cases}
+        for label in sorted(labels_dir.iterdir()):
+            if label.name.startswith(".") or not label.name.endswith(self.file_ending):
+                continue
+            case_id = label.name[: -len(self.file_ending)]
+            if case_id not in known:
+                missing = self.root / "imagesTr" / f"{case_id}_0000{self.file_ending}"
+                raise InputError(f"channel file missing for case {case_id} (labelsTr has {label.name})", missing)
 
     def test_cases(self) -> list[CaseFiles]:
         """Cases of imagesTs (no labels); empty if the folder is absent."""
@@ -83,7 +96,7 @@ class DatasetSpec:
         directory = self.root / folder
         if not directory.is_dir():
             return []
-        files = [p for p in directory.iterdir() if p.name.endswith(self.file_ending)]
+        files = [p for p in directory.iterdir() if p.name.endswith(self.file_ending) and not p.name.startswith(".")]
         grouped = group_channel_files(files, self.num_channels)
         return [CaseFiles(case_id, images) for case_id, images in sorted(grouped.items())]
 
@@ -126,7 +139,9 @@ def group_channel_files(files: list[Path], num_channels: int | None = None) -> d
                 raise InputError(f"channel file missing for case {case_id}", missing)
         extra = sorted(set(channels) - set(expected))
         if extra:
-            raise InputError(f"case {case_id} has channel {extra[0]}, dataset.json lists {len(expected)}", channels[extra[0]])
+            raise InputError(
+                f"case {case_id} has channel {extra[0]}, dataset.json lists {len(expected)}", channels[extra[0]]
+            )
         result[case_id] = [channels[c] for c in expected]
     return result
 
@@ -143,12 +158,15 @@ def load_dataset(root: str | Path) -> DatasetSpec:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"invalid JSON ({exc})", path) from None
-    for key in ("channel_names", "labels"):
-        if key not in data:
-            raise InputError(f"missing key '{key}'", path)
-    channels = data["channel_names"]
-    if "modality" in data and not channels:
-        channels = data["modality"]
+    if not isinstance(data, dict):
+        raise InputError("dataset.json must hold a JSON object", path)
+    channels = data.get("channel_names") or data.get("modality")  # 'modality': the Decathlon / nnU-Net v1 name
+    if channels is None:
+        if "channel_names" not in data:
+            raise InputError("missing key 'channel_names'", path)
+        channels = data["channel_names"]
+    if "labels" not in data:
+        raise InputError("missing key 'labels'", path)
     try:
         channel_names = {int(k): str(v) for k, v in channels.items()}
     except (ValueError, AttributeError):
@@ -159,14 +177,23 @@ def load_dataset(root: str | Path) -> DatasetSpec:
     ending = data.get("file_ending", ".nii.gz")
     if ending not in IMAGE_ENDINGS:
         raise InputError(f"unsupported file_ending '{ending}'; use one of {', '.join(IMAGE_ENDINGS)}", path)
-    extra = {k: v for k, v in data.items() if k not in {"channel_names", "modality", "labels", "numTraining", "file_ending"}}
-    return DatasetSpec(root, channel_names, labels, ending, int(data.get("numTraining", 0)), extra)
+    try:
+        num_training = int(data.get("numTraining", 0))
+    except (TypeError, ValueError):
+        raise InputError(f"numTraining must be an integer, got {data.get('numTraining')!r}", path) from None
+    known_keys = {"channel_names", "modality", "labels", "numTraining", "file_ending"}
+    extra = {k: v for k, v in data.items() if k not in known_keys}
+    return DatasetSpec(root, channel_names, labels, ending, num_training, extra)
 
 
 def parse_labels(raw: dict, source: str | Path) -> dict[str, int]:
     """Check a ``labels`` mapping (name -> int): background 0, unique values, ignore is the highest."""
     if not isinstance(raw, dict) or not raw:
         raise InputError("labels must be a non-empty mapping of name -> integer value", source)
+    if all(isinstance(k, str) and k.isdigit() for k in raw) and all(isinstance(v, str) for v in raw.values()):
+        if len(set(raw.values())) != len(raw):
+            raise InputError("label names must be unique", source)
+        raw = {name: int(value) for value, name in raw.items()}  # Decathlon / nnU-Net v1: value -> name
     labels = {}
     for name, value in raw.items():
         if isinstance(value, (list, tuple)):

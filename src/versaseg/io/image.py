@@ -80,6 +80,13 @@ def affine_to_itk_geometry(affine: np.ndarray) -> tuple[tuple, tuple, tuple]:
     return tuple(map(float, spacing)), tuple(map(float, lps[:3, 3])), tuple(map(float, direction.ravel()))
 
 
+def _native_byte_order(array: np.ndarray) -> np.ndarray:
+    """``array`` in the machine's byte order (big-endian NIfTI data breaks SimpleITK and torch otherwise)."""
+    if not array.dtype.isnative:
+        return array.astype(array.dtype.newbyteorder("="))
+    return array
+
+
 def _squeeze_to_3d(array: np.ndarray, path: Path) -> np.ndarray:
     while array.ndim > 3 and array.shape[-1] == 1:
         array = array[..., 0]
@@ -98,7 +105,8 @@ def _read_nifti(path: Path) -> Volume:
         array = np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise InputError(f"cannot read NIfTI file ({type(exc).__name__}: {exc})", path) from None
-    return Volume(_squeeze_to_3d(array, path), np.asarray(img.affine, dtype=float), path, img.header.copy())
+    array = _native_byte_order(_squeeze_to_3d(array, path))
+    return Volume(array, np.asarray(img.affine, dtype=float), path, img.header.copy())
 
 
 def _sitk_to_volume(image, path: Path) -> Volume:
@@ -160,12 +168,12 @@ def write_volume(path: str | Path, array: np.ndarray, like: Volume, overwrite: b
     spacing/origin/direction through SimpleITK. Refuses to replace an existing file unless ``overwrite``.
     """
     path = check_writable(path, overwrite)
-    array = np.asarray(array)
+    array = _native_byte_order(np.asarray(array))
     if array.shape[:3] != like.array.shape[:3] or array.ndim != 3:
         raise ValueError(f"array shape {array.shape} does not match reference shape {like.array.shape}")
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
-    if array.dtype == np.float64:
+    if array.dtype in (np.float64, np.float16):
         array = array.astype(np.float32)
     ending = file_ending(path)
     if not ending:

@@ -1,0 +1,29 @@
+"""The ``versaseg`` command. Each command lives in its own module and imports heavy libraries lazily."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="versaseg",
+    help="Trustworthy segmentations from imperfect medical image data: train, predict and evaluate FCNs on "
+    "nnU-Net-layout datasets with incomplete/noisy labels, missing modalities and imbalanced classes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    from versaseg.cli import demo_cmd, evaluate_cmd, predict_cmd, train_cmd
+
+    app.command("train")(train_cmd.train)
+    app.command("predict")(predict_cmd.predict)
+    app.command("evaluate")(evaluate_cmd.evaluate)
+    app.command("demo")(demo_cmd.demo)
+
+
+_register()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,71 @@
+"""``versaseg train``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from versaseg.cli.common import user_errors
+
+
+@user_errors
+def train(
+    dataset: Path = typer.Argument(..., help="Dataset folder in the nnU-Net v2 layout (dataset.json, imagesTr/, "
+                                   "labelsTr/). Voxels with the 'ignore' label are left out of the loss."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory to create (config.json, model.pt, "
+                             "checkpoint.pt, metrics.csv, curves.png)."),
+    network: str = typer.Option("unet", help="Network name from the registry (see `versaseg networks`)."),
+    network_kwargs: str = typer.Option("{}", "--network-kwargs", help="JSON object of network options, e.g. "
+                                       "'{\"depth\": 4, \"base_width\": 16, \"norm\": \"instance\", "
+                                       "\"residual\": false}'."),
+    dim: str = typer.Option("2d", help="2d: slice-wise along --axis; 3d: patch-wise."),
+    axis: int = typer.Option(2, help="Slicing axis for 2d, in the canonical RAS orientation: 0 sagittal "
+                             "(x), 1 coronal (y), 2 axial (z)."),
+    epochs: int = typer.Option(50, help="Number of epochs."),
+    iterations: int = typer.Option(50, "--iterations", help="Training iterations (batches) per epoch."),
+    batch_size: int = typer.Option(0, help="Batch size; 0 = 16 slices (2d) or 2 patches (3d)."),
+    patch_size: str = typer.Option("", help="Comma-separated patch size (2 values for 2d, 3 for 3d); empty = "
+                                   "median case size rounded up to the network's divisor (capped 256/96)."),
+    lr: float = typer.Option(2e-3, "--lr", help="AdamW learning rate (polynomial decay over the epochs)."),
+    loss: str = typer.Option("dice_ce", help="Loss name: dice_ce, ce or dice (all skip ignored voxels)."),
+    augmentation: str = typer.Option("default", help="none | light (flips, gamma, noise) | default (+ affine, "
+                                     "elastic, bias field)."),
+    val_fraction: float = typer.Option(0.2, help="Fraction of training cases held out for validation Dice."),
+    val_every: int = typer.Option(1, help="Validate every N epochs (and after the last)."),
+    seed: int = typer.Option(0, help="Random seed; runs on CPU with the same seed are identical."),
+    workers: int = typer.Option(0, help="DataLoader worker processes for sampling + augmentation."),
+    device: str = typer.Option("auto", help="auto (CUDA when available) | cpu | cuda."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard events to RUN/tensorboard."),
+    resume: bool = typer.Option(False, "--resume", help="Continue RUN from its last completed epoch (after a crash "
+                                "or kill); the run's own config is used, --epochs may extend it."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory's files."),
+) -> None:
+    """Train a network on a dataset; runs as one process or under `torchrun --nproc-per-node N` (DDP)."""
+    from versaseg.errors import InputError
+    from versaseg.training.config import TrainConfig
+    from versaseg.training.run import train as run_training
+
+    try:
+        kwargs = json.loads(network_kwargs)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--network-kwargs is not valid JSON ({exc})") from None
+    if not isinstance(kwargs, dict):
+        raise InputError("--network-kwargs must be a JSON object")
+    try:
+        patch = [int(p) for p in patch_size.split(",")] if patch_size.strip() else []
+    except ValueError:
+        raise InputError(f"--patch-size must be comma-separated integers, got '{patch_size}'") from None
+    config = TrainConfig(network=network, network_kwargs=kwargs, dim=dim, axis=axis, patch_size=patch,
+                         batch_size=batch_size, epochs=epochs, iterations_per_epoch=iterations, learning_rate=lr,
+                         loss=loss, augmentation=augmentation, val_fraction=val_fraction, val_every=val_every,
+                         seed=seed, num_workers=workers, tensorboard=tensorboard)
+    if not resume:
+        config.validate()
+    from versaseg.losses.registry import build_loss
+
+    build_loss(loss, 2)
+    trainer = run_training(config, dataset, out, resume=resume, overwrite=overwrite, device=device)
+    if trainer.dist.is_main:
+        typer.echo(f"run written to {out}")

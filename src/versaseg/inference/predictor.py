@@ -1,0 +1,132 @@
+"""Run directory -> label volumes with the input's exact geometry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from versaseg.data.case import Case, load_case
+from versaseg.data.normalization import normalize
+from versaseg.errors import InputError
+from versaseg.inference.postprocess import keep_largest_component
+from versaseg.inference.window import predict_probabilities
+from versaseg.io.dataset import CaseFiles, group_channel_files, load_dataset
+from versaseg.io.image import IMAGE_ENDINGS, file_ending, write_volume
+from versaseg.networks.registry import build_network
+from versaseg.training.checkpoint import load_safe
+from versaseg.training.config import TrainConfig
+
+
+@dataclass
+class Prediction:
+    """labels: (X, Y, Z) int16 in the case's original axis order; probabilities: (K, X, Y, Z) float32 or None."""
+
+    case: Case
+    labels: np.ndarray
+    probabilities: np.ndarray | None
+
+
+class Predictor:
+    """Loads ``run_dir`` (config.json + model.pt, weights_only) and predicts cases."""
+
+    def __init__(self, run_dir: str | Path, device: torch.device | str = "cpu", tta: bool = False,
+                 largest_component: bool = False, batch_size: int | None = None, weights: str = "model.pt"):
+        self.run_dir = Path(run_dir)
+        self.config = TrainConfig.load(self.run_dir)
+        self.device = torch.device(device)
+        self.network = build_network(self.config.network, self.config.spatial_dims, len(self.config.channel_names),
+                                     self.config.num_classes, **self.config.network_kwargs)
+        state = load_safe(self.run_dir / weights, map_location="cpu")
+        try:
+            self.network.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as exc:
+            raise InputError(f"weights do not match the network in config.json ({str(exc).splitlines()[0]})",
+                             self.run_dir / weights) from None
+        self.network.to(self.device).eval()
+        self.tta, self.largest_component = tta, largest_component
+        self.batch_size = batch_size or max(self.config.batch_size, 1)
+
+    def predict_case(self, case: Case, keep_probabilities: bool = False) -> Prediction:
+        """Predict one loaded case; outputs are mapped back to the case's original orientation."""
+        image = torch.from_numpy(normalize(case.image, self.config.normalization))
+        probs = predict_probabilities(self.network, image, self.config.dim, self.config.axis, self.config.patch_size,
+                                      self.batch_size, self.tta, self.device)
+        labels = probs.argmax(0).numpy().astype(np.int16)
+        if self.largest_component:
+            labels = keep_largest_component(labels, range(1, self.config.num_classes))
+        original_probs = None
+        if keep_probabilities:
+            original_probs = case.to_original(probs.numpy().transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+        return Prediction(case, case.to_original(labels), original_probs)
+
+    def predict_to_folder(self, cases: Sequence[CaseFiles], out_dir: str | Path, overwrite: bool = False,
+                          save_probabilities: bool = False, show_progress: bool = True) -> list[Path]:
+        """Predict every case into ``out_dir/CASE<ending>``; probabilities go to ``out_dir/CASE_prob_<class>``.
+
+        All output paths are checked before any work, so an existing file stops the run before anything is written.
+        """
+        out_dir = Path(out_dir)
+        plans = []
+        for files in cases:
+            if len(files.images) != len(self.config.channel_names):
+                raise InputError(f"case {files.case_id} has {len(files.images)} channel file(s), the model expects "
+                                 f"{len(self.config.channel_names)} ({', '.join(self.config.channel_names)})",
+                                 files.images[0])
+            ending = file_ending(files.images[0]) or ".nii.gz"
+            outputs = [out_dir / f"{files.case_id}{ending}"]
+            if save_probabilities:
+                outputs += [out_dir / f"{files.case_id}_prob_{name}{ending}" for name in self.config.class_names]
+            for path in outputs:
+                if path.exists() and not overwrite:
+                    raise InputError("output exists; pass --overwrite to replace it", path)
+            plans.append((files, outputs))
+        written = []
+        for files, outputs in tqdm(plans, desc="predict", unit="case", disable=not show_progress):
+            prediction = self.predict_case(load_case(files), keep_probabilities=save_probabilities)
+            written.append(write_volume(outputs[0], prediction.labels, prediction.case.reference, overwrite=True))
+            if save_probabilities:
+                for k, path in enumerate(outputs[1:]):
+                    write_volume(path, prediction.probabilities[k], prediction.case.reference, overwrite=True)
+        return written
+
+
+def collect_inputs(inputs: Sequence[str | Path], num_channels: int) -> list[CaseFiles]:
+    """Turn CLI inputs into cases: image files, folders of image files, DICOM series folders or a dataset (imagesTs).
+
+    Files are grouped into cases by their ``_XXXX`` channel suffix (nnU-Net naming).
+    """
+    files: list[Path] = []
+    cases: list[CaseFiles] = []
+    for raw in inputs:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError("input not found", path)
+        if path.is_dir() and (path / "dataset.json").exists():
+            test_cases = load_dataset(path).test_cases()
+            if not test_cases:
+                raise InputError("dataset has no imagesTs cases to predict", path)
+            cases += test_cases
+        elif path.is_dir():
+            images = sorted(p for p in path.iterdir() if p.is_file() and file_ending(p))
+            if images:
+                files += images
+            else:  # a DICOM series folder: one single-channel case named after the folder
+                cases.append(CaseFiles(path.name, [path]))
+        elif file_ending(path):
+            files.append(path)
+        else:
+            raise InputError(f"not an image file (expected one of {', '.join(IMAGE_ENDINGS)} or a folder)", path)
+    try:
+        grouped = group_channel_files(files, num_channels) if files else {}
+    except InputError as exc:
+        raise InputError(f"{exc} (the model expects {num_channels} channel file(s) per case: CASE_0000 ...)") \
+            from None
+    cases += [CaseFiles(case_id, images) for case_id, images in sorted(grouped.items())]
+    if not cases:
+        raise InputError("no input images found")
+    return cases
