@@ -137,7 +137,7 @@ def test_wrong_channel_count_is_a_clear_error(run_dir, tmp_path):
     nib.save(nib.Nifti1Image(_channels()[0], np.eye(4)), tmp_path / "single.nii.gz")
     result = _predict(run_dir, [tmp_path / "single.nii.gz"], tmp_path / "out")
     assert result.returncode == 2
-    assert "expects 2" in result.stderr and "single.nii.gz" in result.stderr
+    assert "expects 2" in result.stderr and "single_0001.nii.gz" in result.stderr
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 

@@ -15,12 +15,13 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from versaseg.cli import demo_cmd, evaluate_cmd, predict_cmd, train_cmd
+    from versaseg.cli import demo_cmd, evaluate_cmd, networks_cmd, predict_cmd, train_cmd
 
     app.command("train")(train_cmd.train)
     app.command("predict")(predict_cmd.predict)
     app.command("evaluate")(evaluate_cmd.evaluate)
     app.command("demo")(demo_cmd.demo)
+    app.command("networks")(networks_cmd.networks)
 
 
 _register()
