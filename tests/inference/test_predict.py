@@ -56,7 +56,7 @@ def _non_ras_affine():
 
 def _predict(run_dir, inputs, out, *extra):
     return subprocess.run([sys.executable, "-m", "versaseg.cli.main", "predict", str(run_dir), *map(str, inputs),
-                           "--out", str(out), "--device", "cpu", *extra], capture_output=True, text=True)
+                           "--out", str(out), "--device", "cpu", *extra], capture_output=True, text=True, encoding="utf-8", errors="replace")
 
 
 @pytest.mark.parametrize("kind", ["oblique", "non_ras"])

@@ -95,7 +95,7 @@ def test_3d_training(tiny_dataset, tmp_path):
 
 
 def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "versaseg.cli.main", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "versaseg.cli.main", *args], capture_output=True, text=True, encoding="utf-8", errors="replace",
                           **kwargs)
 
 
@@ -135,7 +135,7 @@ def test_ddp_two_cpu_processes_hold_identical_weights(tiny_dataset, tmp_path):
     result = subprocess.run(
         [str(torchrun), "--nproc-per-node", "2", "--master-port", str(29500 + os.getpid() % 1000),
          str(TESTS / "helpers" / "ddp_train.py"), str(tiny_dataset), str(tmp_path)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "world 2" in result.stdout

@@ -1,0 +1,326 @@
+"""``versaseg data degrade``: simulate sparse, noisy teacher labels from a full label map or a whole dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from versaseg.cli.common import user_errors
+from versaseg.errors import InputError
+
+_HELP = (
+    "Simulate incomplete, noisy teacher labels: keep only every K-th slice of a fully annotated label map and corrupt "
+    "a fraction of the kept slices the way hurried annotation goes wrong (leak: region growing past a weak edge; "
+    "over: dilation by 1-3 px; under: erosion by 1-3 px; jitter: smooth random contour displacement; shift: the "
+    "adjacent slice's annotation, or a translation by 1-4 px; missed: a small connected component dropped).\n\n"
+    "Slices are taken along --axis, the array axis of the volume as stored (index order I, J, K of the file; no "
+    "reorientation): --axis 2 keeps label[:, :, k] for k = offset, offset + K, ...\n\n"
+    "Conventions: by default unannotated voxels get an ignore label (nnU-Net v2): --ignore-label N, or, if not "
+    "given, the highest label value + 1 (in --dataset mode: the highest dataset.json label + 1; for a single file: "
+    "the highest value in that file + 1, so pass --ignore-label to keep files consistent). --empty-slices instead "
+    "leaves unannotated slices all background 0 (3D Slicer).\n\n"
+    "With --dataset, LABEL is an nnU-Net v2 dataset folder and OUT a new dataset folder: images (imagesTr, imagesTs) "
+    "and labelsTs are hard-linked (copied across file systems), labelsTr is degraded with the same file names, and "
+    "dataset.json gets an 'ignore' label (ignore convention) and a 'versaseg_degrade' entry with the parameters. The "
+    "first channel guides the leak corruption. Each case uses the seed (--seed, crc32 of the case id), so results do "
+    "not depend on the case order. The folder is built in a hidden temporary sibling and renamed into place at the "
+    "end.\n\n"
+    "Outputs keep the input geometry, are written atomically and are never replaced without --overwrite."
+)
+
+
+def _check_label_array(array: np.ndarray, path: Path) -> np.ndarray:
+    """The label array (X, Y, Z) as non-negative integers; raises InputError for fractional or negative values."""
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8)
+    if not np.issubdtype(array.dtype, np.integer):
+        if not np.issubdtype(array.dtype, np.floating):
+            raise InputError(f"label map has dtype {array.dtype}; expected integer class labels", path)
+        finite = np.isfinite(array)
+        if not finite.all():
+            raise InputError("label map holds NaN/inf values; expected integer class labels", path)
+        fractional = array != np.round(array)
+        if fractional.any():
+            raise InputError(f"label map holds non-integer values (e.g. {float(array[fractional][0])}); expected "
+                             "integer class labels", path)
+    if array.size and array.min() < 0:
+        raise InputError(f"label map holds negative values (min {array.min()}); expected labels >= 0", path)
+    if np.issubdtype(array.dtype, np.integer):
+        return array
+    top = int(array.max()) if array.size else 0
+    return array.astype(np.uint8 if top <= 255 else np.uint16 if top <= 65535 else np.uint32)
+
+
+def _check_options(every: int, axis: int, offset: int, noisy_fraction: float, seed: int,
+                   ignore_label: int | None, empty_slices: bool) -> None:
+    """Validate the options that do not depend on the data; raises InputError naming the option."""
+    if every < 1:
+        raise InputError(f"--every must be at least 1, got {every}")
+    if axis not in (0, 1, 2):
+        raise InputError(f"--axis must be 0, 1 or 2, got {axis}")
+    if offset < 0:
+        raise InputError(f"--offset must be >= 0, got {offset}")
+    if not 0.0 <= noisy_fraction <= 1.0:
+        raise InputError(f"--noisy-fraction must be in [0, 1], got {noisy_fraction}")
+    if seed < 0:
+        raise InputError(f"--seed must be >= 0, got {seed}")
+    if ignore_label is not None and empty_slices:
+        raise InputError("--ignore-label and --empty-slices are mutually exclusive (ignore label or empty slices)")
+    if ignore_label is not None and ignore_label < 1:
+        raise InputError(f"--ignore-label must be a positive integer above every label value, got {ignore_label}")
+
+
+def _check_offset(offset: int, shape: tuple[int, ...], axis: int, path: Path) -> None:
+    if offset >= shape[axis]:
+        raise InputError(f"--offset {offset} is beyond the {shape[axis]} slices along axis {axis}", path)
+
+
+def _write_report(path: Path, data: dict) -> None:
+    from versaseg.io.atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+    typer.echo(f"wrote {path}")
+
+
+def _degrade_file(label_path: Path, out: Path, image_path: Path | None, every: int, axis: int, offset: int,
+                  noisy_fraction: float, seed: int, ignore_label: int | None, empty_slices: bool,
+                  overwrite: bool) -> dict:
+    """Degrade one label file into ``out``; returns the report dict."""
+    from versaseg.data.degrade import degrade_label
+    from versaseg.io.image import read_volume, write_volume
+
+    volume = read_volume(label_path)
+    label = _check_label_array(volume.array, label_path)
+    _check_offset(offset, label.shape, axis, label_path)
+    top = int(label.max()) if label.size else 0
+    if empty_slices:
+        ignore = None
+    elif ignore_label is None:
+        ignore = top + 1
+    else:
+        if ignore_label <= top:
+            raise InputError(f"--ignore-label {ignore_label} collides with label value {top} in the file; use a "
+                             f"value above {top}", label_path)
+        ignore = ignore_label
+    image = None
+    if image_path is not None:
+        image_volume = read_volume(image_path)
+        if image_volume.shape != volume.shape:
+            raise InputError(f"image shape {image_volume.shape} does not match label shape {volume.shape}", image_path)
+        image = image_volume.array
+    degraded, report = degrade_label(label, every, axis, offset, noisy_fraction, seed, ignore, image)
+    write_volume(out, degraded, like=volume, overwrite=overwrite)
+    return report.to_dict()
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link ``src`` to ``dst``, copying when the file systems differ or links are not supported."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _degrade_dataset(root: Path, out: Path, every: int, axis: int, offset: int, noisy_fraction: float, seed: int,
+                     ignore_label: int | None, empty_slices: bool, overwrite: bool) -> dict:
+    """Degrade every labelsTr file of the dataset ``root`` into the new dataset folder ``out``; returns the report."""
+    from versaseg.data.degrade import degrade_label
+    from versaseg.io.dataset import IGNORE_NAME, load_dataset
+    from versaseg.io.image import read_volume, write_volume
+
+    spec = load_dataset(root)
+    dataset_json = root / "dataset.json"
+    if spec.ignore_label is not None:
+        raise InputError("dataset already has an 'ignore' label; degrade a fully annotated dataset", dataset_json)
+    cases = spec.training_cases()
+    top = max(spec.labels.values())
+    if empty_slices:
+        ignore = None
+    elif ignore_label is None:
+        ignore = top + 1
+    else:
+        if ignore_label <= top:
+            raise InputError(f"--ignore-label {ignore_label} collides with label value {top}; use a value above {top}",
+                             dataset_json)
+        ignore = ignore_label
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    reports = {}
+    try:
+        for folder in ("imagesTr", "labelsTr"):
+            (tmp / folder).mkdir()
+        for folder in ("imagesTs", "labelsTs"):
+            if (root / folder).is_dir():
+                (tmp / folder).mkdir()
+                for path in sorted((root / folder).iterdir()):
+                    if path.is_file() and not path.name.startswith("."):
+                        _link_or_copy(path, tmp / folder / path.name)
+        for case in cases:
+            for path in case.images:
+                _link_or_copy(path, tmp / "imagesTr" / path.name)
+            volume = read_volume(case.label)
+            label = _check_label_array(volume.array, case.label)
+            if label.size and int(label.max()) > top:
+                raise InputError(f"label value {int(label.max())} is not in dataset.json (max {top})", case.label)
+            _check_offset(offset, label.shape, axis, case.label)
+            guide = read_volume(case.images[0])
+            if guide.shape != volume.shape:
+                raise InputError(f"image shape {guide.shape} does not match label shape {volume.shape}",
+                                 case.images[0])
+            case_seed = [seed, zlib.crc32(case.case_id.encode())]
+            degraded, report = degrade_label(label, every, axis, offset, noisy_fraction, case_seed, ignore,
+                                             guide.array)
+            write_volume(tmp / "labelsTr" / case.label.name, degraded, like=volume)
+            reports[case.case_id] = report.to_dict()
+            typer.echo(f"{case.case_id}: {report.summary()}")
+        spec.root = tmp
+        if ignore is not None:
+            spec.labels = {**spec.labels, IGNORE_NAME: ignore}
+        spec.extra = {**spec.extra, "versaseg_degrade": {
+            "source": str(root), "every": every, "axis": axis, "offset": offset, "noisy_fraction": noisy_fraction,
+            "seed": seed, "convention": "ignore" if ignore is not None else "empty", "ignore_label": ignore,
+        }}
+        spec.save()
+        _replace_folder(tmp, out, overwrite)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"dataset": str(root), "output": str(out), "cases": reports}
+
+
+def _replace_folder(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Rename the finished folder ``tmp`` onto ``out``, moving an existing ``out`` aside first (only if overwrite)."""
+    if not (out.exists() or out.is_symlink()):
+        os.replace(tmp, out)
+        return
+    if not overwrite:
+        raise InputError("output exists; pass --overwrite to replace it", out)
+    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old.tmp", dir=out.parent))
+    old = trash / out.name
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+@user_errors
+def degrade(
+    label: Annotated[
+        Path,
+        typer.Argument(help="Fully annotated label map (.nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd); with --dataset, an "
+                       "nnU-Net v2 dataset folder.", show_default=False),
+    ],
+    out: Annotated[
+        Path,
+        typer.Argument(help="Output label map (same geometry as LABEL); with --dataset, the new dataset folder.",
+                       show_default=False),
+    ],
+    every: Annotated[
+        int,
+        typer.Option("--every", help="Annotate every K-th slice (K >= 1; 1 keeps every slice).", show_default=False),
+    ],
+    axis: Annotated[
+        int,
+        typer.Option("--axis", help="Array axis of the volume as stored (0, 1 or 2) along which slices are taken."),
+    ] = 2,
+    offset: Annotated[
+        int,
+        typer.Option("--offset", help="Index of the first annotated slice along --axis."),
+    ] = 0,
+    noisy_fraction: Annotated[
+        float,
+        typer.Option("--noisy-fraction", help="Fraction in [0, 1] of annotated slices to corrupt (rounded half up; "
+                     "slices with foreground first)."),
+    ] = 0.0,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", help="Random seed (>= 0); the same seed gives the same output."),
+    ] = 0,
+    ignore_label: Annotated[
+        int | None,
+        typer.Option("--ignore-label", help="Value of unannotated voxels (nnU-Net ignore label); must exceed every "
+                     "label value. Default: highest label value + 1.", show_default=False),
+    ] = None,
+    empty_slices: Annotated[
+        bool,
+        typer.Option("--empty-slices", help="Leave unannotated slices all background 0 (3D Slicer convention) "
+                     "instead of using an ignore label."),
+    ] = False,
+    dataset: Annotated[
+        bool,
+        typer.Option("--dataset", help="LABEL is a dataset folder (nnU-Net v2 layout) and OUT a new dataset folder: "
+                     "degrade every labelsTr file."),
+    ] = False,
+    image: Annotated[
+        Path | None,
+        typer.Option("--image", help="Intensity image (same grid as LABEL) whose intensities guide leak corruptions "
+                     "(single-file mode; --dataset uses each case's first channel).", show_default=False),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write the per-slice report (annotated slices; corruption kind, parameters and "
+                     "changed voxels) as JSON.", show_default=False),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace existing outputs (OUT, --report) instead of refusing."),
+    ] = False,
+) -> None:
+    """Simulate sparse, noisy teacher labels (help text: ``_HELP``)."""
+    from versaseg.io.atomic import check_writable
+    from versaseg.io.image import file_ending
+
+    _check_options(every, axis, offset, noisy_fraction, seed, ignore_label, empty_slices)
+    if report is not None:
+        if report.is_dir():
+            raise InputError("--report is a folder; give a JSON file name", report)
+        check_writable(report, overwrite)
+    if dataset:
+        if image is not None:
+            raise InputError("--image is for single files; --dataset uses each case's first channel", image)
+        if not label.is_dir():
+            raise InputError("dataset folder not found (--dataset expects an nnU-Net v2 dataset folder)", label)
+        source, target = label.resolve(), out.resolve()
+        if target == source or source in target.parents or target in source.parents:
+            raise InputError("output folder must differ from the input dataset and not contain or lie inside it", out)
+        if out.exists() and not out.is_dir():
+            raise InputError("output exists and is not a folder", out)
+        check_writable(out, overwrite)
+        data = _degrade_dataset(label, out, every, axis, offset, noisy_fraction, seed, ignore_label, empty_slices,
+                                overwrite)
+        typer.echo(f"wrote {out}")
+    else:
+        if label.is_dir() and (label / "dataset.json").exists():
+            raise InputError("is a dataset folder; pass --dataset to degrade every label of it", label)
+        if not file_ending(out):
+            raise InputError("unknown output file ending; use .nii.gz, .nii, .nrrd, .nhdr, .mha or .mhd", out)
+        if out.is_dir():
+            raise InputError("is a folder; give an output file name", out)
+        check_writable(out, overwrite)
+        data = _degrade_file(label, out, image, every, axis, offset, noisy_fraction, seed, ignore_label, empty_slices,
+                             overwrite)
+        typer.echo(f"{label}: {_summary(data)}")
+        typer.echo(f"wrote {out}")
+    if report is not None:
+        _write_report(report, data)
+
+
+def _summary(data: dict) -> str:
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(data["corrupted_per_kind"].items()))
+    return (f"{data['num_annotated']}/{data['num_slices']} slices annotated along axis {data['axis']}, "
+            f"{data['num_corrupted']} corrupted" + (f" ({kinds})" if kinds else "")
+            + (f"; ignore label {data['ignore_label']}" if data["ignore_label"] is not None else "; empty slices"))
+
+
+degrade.__doc__ = _HELP
