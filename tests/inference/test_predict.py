@@ -25,8 +25,14 @@ from conftest import write_tiny_dataset  # noqa: E402
 def run_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("predict")
     dataset = write_tiny_dataset(root / "data", cases=3)
-    config = TrainConfig(epochs=2, iterations_per_epoch=8, batch_size=8, augmentation="none", seed=0,
-                         network_kwargs={"depth": 3, "base_width": 8})
+    config = TrainConfig(
+        epochs=2,
+        iterations_per_epoch=8,
+        batch_size=8,
+        augmentation="none",
+        seed=0,
+        network_kwargs={"depth": 3, "base_width": 8},
+    )
     train(config, dataset, root / "run", device="cpu")
     return root / "run"
 
@@ -35,8 +41,10 @@ def _channels(seed=0, shape=(20, 22, 18)):
     rng = np.random.default_rng(seed)
     grid = np.indices(shape)
     ball = ((grid - np.array(shape)[:, None, None, None] / 2) ** 2).sum(0) < 36
-    return [(100 + 80 * ball + rng.normal(0, 5, shape)).astype(np.float32),
-            (50 + 30 * ball + rng.normal(0, 5, shape)).astype(np.float32)]
+    return [
+        (100 + 80 * ball + rng.normal(0, 5, shape)).astype(np.float32),
+        (50 + 30 * ball + rng.normal(0, 5, shape)).astype(np.float32),
+    ]
 
 
 def _oblique_affine():
@@ -55,8 +63,25 @@ def _non_ras_affine():
 
 
 def _predict(run_dir, inputs, out, *extra):
-    return subprocess.run([sys.executable, "-m", "versaseg.cli.main", "predict", str(run_dir), *map(str, inputs),
-                           "--out", str(out), "--device", "cpu", *extra], capture_output=True, text=True, encoding="utf-8", errors="replace")
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "versaseg.cli.main",
+            "predict",
+            str(run_dir),
+            *map(str, inputs),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+    )
 
 
 @pytest.mark.parametrize("kind", ["oblique", "non_ras"])
@@ -64,8 +89,9 @@ def test_nifti_prediction_has_input_geometry(run_dir, tmp_path, kind):
     affine = _oblique_affine() if kind == "oblique" else _non_ras_affine()
     for c, data in enumerate(_channels()):
         nib.save(nib.Nifti1Image(data, affine), tmp_path / f"case_{c:04d}.nii.gz")
-    result = _predict(run_dir, [tmp_path / "case_0000.nii.gz", tmp_path / "case_0001.nii.gz"], tmp_path / "out",
-                      "--probabilities")
+    result = _predict(
+        run_dir, [tmp_path / "case_0000.nii.gz", tmp_path / "case_0001.nii.gz"], tmp_path / "out", "--probabilities"
+    )
     assert result.returncode == 0, result.stderr
     source, output = tmp_path / "case_0000.nii.gz", tmp_path / "out" / "case.nii.gz"
     a, b = nib.load(source), nib.load(output)
@@ -76,8 +102,9 @@ def test_nifti_prediction_has_input_geometry(run_dir, tmp_path, kind):
     np.testing.assert_allclose(sb.GetSpacing(), sa.GetSpacing(), atol=1e-5)
     np.testing.assert_allclose(sb.GetOrigin(), sa.GetOrigin(), atol=1e-4)
     np.testing.assert_allclose(sb.GetDirection(), sa.GetDirection(), atol=1e-5)
-    probs = np.stack([nib.load(tmp_path / "out" / f"case_prob_{n}.nii.gz").get_fdata() for n in
-                      ("background", "ball", "box")])
+    probs = np.stack(
+        [nib.load(tmp_path / "out" / f"case_prob_{n}.nii.gz").get_fdata() for n in ("background", "ball", "box")]
+    )
     np.testing.assert_allclose(probs.sum(0), 1.0, atol=1e-4)
     np.testing.assert_array_equal(probs.argmax(0), np.asarray(b.dataobj))
     np.testing.assert_allclose(nib.load(tmp_path / "out" / "case_prob_ball.nii.gz").affine, a.affine, atol=1e-5)
@@ -93,8 +120,10 @@ def test_itk_format_prediction_has_input_geometry(run_dir, tmp_path, ending):
         sitk.WriteImage(image, str(tmp_path / f"case_{c:04d}{ending}"))
     result = _predict(run_dir, [tmp_path], tmp_path / "out")
     assert result.returncode == 0, result.stderr
-    source, output = sitk.ReadImage(str(tmp_path / f"case_0000{ending}")), sitk.ReadImage(
-        str(tmp_path / "out" / f"case{ending}"))
+    source, output = (
+        sitk.ReadImage(str(tmp_path / f"case_0000{ending}")),
+        sitk.ReadImage(str(tmp_path / "out" / f"case{ending}")),
+    )
     assert output.GetSize() == source.GetSize()
     np.testing.assert_allclose(output.GetSpacing(), source.GetSpacing(), atol=1e-6)
     np.testing.assert_allclose(output.GetOrigin(), source.GetOrigin(), atol=1e-6)

@@ -26,8 +26,9 @@ SMALL_NET = {"depth": 3, "base_width": 4}
 
 
 def _config(**kw) -> TrainConfig:
-    defaults = dict(epochs=2, iterations_per_epoch=3, batch_size=4, augmentation="default", seed=1,
-                    network_kwargs=SMALL_NET)
+    defaults = dict(
+        epochs=2, iterations_per_epoch=3, batch_size=4, augmentation="default", seed=1, network_kwargs=SMALL_NET
+    )
     defaults.update(kw)
     return TrainConfig(**defaults)
 
@@ -89,24 +90,48 @@ def test_sparse_labels_train_on_annotated_slices_only(tmp_path):
 
 
 def test_3d_training(tiny_dataset, tmp_path):
-    trainer = train(_config(dim="3d", patch_size=[16, 16, 16], batch_size=2), tiny_dataset, tmp_path / "run",
-                    device="cpu")
+    trainer = train(
+        _config(dim="3d", patch_size=[16, 16, 16], batch_size=2), tiny_dataset, tmp_path / "run", device="cpu"
+    )
     assert trainer.history[-1]["epoch"] == 2 and np.isfinite(trainer.history[-1]["val_dice_mean"])
 
 
 def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "versaseg.cli.main", *args], capture_output=True, text=True, encoding="utf-8", errors="replace",
-                          **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "versaseg.cli.main", *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        **kwargs,
+    )
 
 
 def test_resume_after_kill_matches_uninterrupted_run(tiny_dataset, tmp_path):
-    args = ["train", str(tiny_dataset), "--epochs", "4", "--iterations", "12", "--batch-size", "8", "--seed", "4",
-            "--network-kwargs", json.dumps(SMALL_NET), "--device", "cpu"]
+    args = [
+        "train",
+        str(tiny_dataset),
+        "--epochs",
+        "4",
+        "--iterations",
+        "12",
+        "--batch-size",
+        "8",
+        "--seed",
+        "4",
+        "--network-kwargs",
+        json.dumps(SMALL_NET),
+        "--device",
+        "cpu",
+    ]
     reference = _cli(*args, "--out", str(tmp_path / "ref"))
     assert reference.returncode == 0, reference.stderr
     run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "versaseg.cli.main", *args, "--out", str(run)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "versaseg.cli.main", *args, "--out", str(run)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while not (run / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -118,8 +143,12 @@ def test_resume_after_kill_matches_uninterrupted_run(tiny_dataset, tmp_path):
     assert done < 4
     for name in ("checkpoint.pt", "model.pt"):  # the files in place are complete, whatever the kill interrupted
         torch.load(run / name, weights_only=True)
-    assert not [p for p in run.iterdir() if not p.name.startswith(".") and p.name not in
-                ("checkpoint.pt", "model.pt", "config.json", "metrics.csv", "curves.png")]
+    assert not [
+        p
+        for p in run.iterdir()
+        if not p.name.startswith(".")
+        and p.name not in ("checkpoint.pt", "model.pt", "config.json", "metrics.csv", "curves.png")
+    ]
     resumed = _cli(*args, "--out", str(run), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert not [p for p in run.iterdir() if p.name.startswith(".")], "temporaries left after resume"
@@ -133,9 +162,22 @@ def test_resume_after_kill_matches_uninterrupted_run(tiny_dataset, tmp_path):
 def test_ddp_two_cpu_processes_hold_identical_weights(tiny_dataset, tmp_path):
     torchrun = Path(sys.executable).parent / "torchrun"
     result = subprocess.run(
-        [str(torchrun), "--nproc-per-node", "2", "--master-port", str(29500 + os.getpid() % 1000),
-         str(TESTS / "helpers" / "ddp_train.py"), str(tiny_dataset), str(tmp_path)],
-        capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [
+            str(torchrun),
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            str(29500 + os.getpid() % 1000),
+            str(TESTS / "helpers" / "ddp_train.py"),
+            str(tiny_dataset),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "world 2" in result.stdout
