@@ -35,6 +35,7 @@ NETWORKS = {
 ANCHOR = "MONAI UNet"
 OURS = "versaseg unet"
 CLASSES = 4
+MEMORY_ITERATIONS = 3
 
 
 # --- one configuration, run inside a worker subprocess ---------------------------------------------------------------
@@ -159,11 +160,12 @@ def run_train_time(cfg: dict) -> dict:
 
 
 def run_train_memory(cfg: dict) -> dict:
-    """Peak RSS of one network's training (warm-up + one timed-size iteration) in this fresh process; GMAC."""
+    """Peak RSS of one network's training in this fresh process, over ``MEMORY_ITERATIONS`` iterations (the peak
+    settles after two or three: the allocator's pools grow at first), and the network's GMAC per sample."""
     batches = train_batches(cfg)
     setup = train_setup(cfg, cfg["network"])
     setup_rss = maxrss_mib()
-    for i in range(2):
+    for i in range(MEMORY_ITERATIONS):
         train_step(setup, *batches[i % len(batches)])
     peak = maxrss_mib()
     return {"setup_rss": setup_rss, "peak_rss": peak, "gmac": conv_macs(setup[0], tuple(cfg["spatial"]))}
@@ -199,7 +201,7 @@ def run_predict(cfg: dict) -> dict:
             times.append(time.perf_counter() - start)
     if labels.shape != tuple(cfg["volume"]):
         raise RuntimeError(f"prediction has shape {tuple(labels.shape)}, expected {tuple(cfg['volume'])}")
-    return {"times": times, "per": 1, "setup_rss": setup_rss, "peak_rss": maxrss_mib()}
+    return {"times": times, "setup_rss": setup_rss, "peak_rss": maxrss_mib()}
 
 
 def worker(cfg: dict) -> None:
@@ -336,7 +338,7 @@ def render(rows: list[dict], quick: bool, threads: int, started: str, loads: tup
         " one iteration = zero_grad + forward + loss + backward + step, on the same pre-generated batches (seed 0)"
         " for every network; warm-up iterations are excluded. The networks of one task are timed in one process with"
         " their iterations interleaved, so they share the machine's load alike; their memory is measured each in a"
-        " fresh subprocess (warm-up + one iteration). Prediction: one synthetic volume, eval mode,"
+        f" fresh subprocess over {MEMORY_ITERATIONS} iterations. Prediction: one synthetic volume, eval mode,"
         " `torch.inference_mode`, logits -> argmax labels; 2D slice-wise in batches of 16 slices along the first"
         " axis; 3D MONAI `sliding_window_inference` (overlap 0.5, Gaussian weights, sw_batch_size 2); one fresh"
         " subprocess per network, a warm-up forward excluded. 'peak RSS' is the process's `ru_maxrss`; 'Δ RSS' its"
@@ -353,7 +355,7 @@ def render(rows: list[dict], quick: bool, threads: int, started: str, loads: tup
             unit = "slices/s" if row["task"].endswith("2D") else "patches/s"
             throughput = f"{row['batch'] / med:.2f} {unit}"
         else:
-            throughput = f"{med:.1f} s/volume"
+            throughput = f"{med:.2f} s/volume"
         gmac = f"{row['gmac']:.2f}" if "gmac" in row else ""
         lines.append(
             f"| {label(row)} | {'yes' if row['residual'] else 'no'} | {row['network']} | {gmac} | {med:.3f} "

@@ -248,8 +248,22 @@ def test_cli_file_keeps_geometry_and_writes_report(tmp_path):
     label = blobs()
     source = save(tmp_path / "label.nii.gz", label)
     out, report = tmp_path / "sparse.nii.gz", tmp_path / "report.json"
-    result = run(source, out, "--every", "3", "--axis", "1", "--offset", "1", "--noisy-fraction", "0.5", "--seed",
-                 "4", "--report", report)
+    result = run(
+        source,
+        out,
+        "--every",
+        "3",
+        "--axis",
+        "1",
+        "--offset",
+        "1",
+        "--noisy-fraction",
+        "0.5",
+        "--seed",
+        "4",
+        "--report",
+        report,
+    )
     assert result.exit_code == 0, result.output
     written, original = read_volume(out), read_volume(source)
     assert np.allclose(written.affine, original.affine) and written.shape == original.shape
@@ -265,6 +279,9 @@ def test_cli_file_keeps_geometry_and_writes_report(tmp_path):
     assert again.exit_code == 2 and "--overwrite" in error_line(again)
     assert run(source, out, "--every", "3", "--empty-slices", "--overwrite").exit_code == 0
     assert set(np.unique(read_volume(out).array)) == {0, 1, 2}
+    image = save(tmp_path / "image.nii.gz", (label * 50.0).astype(np.float32))
+    guided = run(source, tmp_path / "guided.nii.gz", "--every", "2", "--noisy-fraction", "1", "--image", image)
+    assert guided.exit_code == 0, guided.output
 
     nrrd = tmp_path / "sparse.nrrd"
     assert run(source, nrrd, "--every", "2", "--ignore-label", "7").exit_code == 0
@@ -311,6 +328,9 @@ def test_cli_bad_inputs_exit_2(tmp_path):
     result = run(save(tmp_path / "ok.nii.gz", blobs()), tmp_path / "out.txt", "--every", "2")
     assert result.exit_code == 2 and "ending" in error_line(result)
     assert run(source, out).exit_code == 2  # --every is required
+    image = save(tmp_path / "image.nii.gz", np.zeros((5, 5, 5), np.float32))
+    result = run(tmp_path / "ok.nii.gz", out, "--every", "2", "--image", image)
+    assert result.exit_code == 2 and "image.nii.gz" in error_line(result)
     assert not out.exists()
 
 
@@ -319,8 +339,9 @@ def test_cli_bad_inputs_exit_2(tmp_path):
 
 def test_cli_dataset_mode_builds_a_loadable_sparse_dataset(tiny_dataset, tmp_path):
     out, report = tmp_path / "Dataset002_Sparse", tmp_path / "report.json"
-    result = run(tiny_dataset, out, "--dataset", "--every", "3", "--noisy-fraction", "0.4", "--seed", "2",
-                 "--report", report)
+    result = run(
+        tiny_dataset, out, "--dataset", "--every", "3", "--noisy-fraction", "0.4", "--seed", "2", "--report", report
+    )
     assert result.exit_code == 0, result.output
     spec = load_dataset(out)
     assert spec.ignore_label == 3 and spec.labels[IGNORE_NAME] == 3
@@ -344,7 +365,8 @@ def test_cli_dataset_mode_builds_a_loadable_sparse_dataset(tiny_dataset, tmp_pat
             assert image.name == source_image.name and image.read_bytes() == source_image.read_bytes()
             assert os.path.samefile(image, source_image) or image.stat().st_nlink == 1
     assert sorted(p.name for p in (out / "imagesTs").iterdir()) == sorted(
-        p.name for p in (tiny_dataset / "imagesTs").iterdir())
+        p.name for p in (tiny_dataset / "imagesTs").iterdir()
+    )
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
     again = run(tiny_dataset, out, "--dataset", "--every", "3")

@@ -30,9 +30,9 @@ _HELP = (
     "With --dataset, LABEL is an nnU-Net v2 dataset folder and OUT a new dataset folder: images (imagesTr, imagesTs) "
     "and labelsTs are hard-linked (copied across file systems), labelsTr is degraded with the same file names, and "
     "dataset.json gets an 'ignore' label (ignore convention) and a 'versaseg_degrade' entry with the parameters. The "
-    "first channel guides the leak corruption. Each case uses the seed (--seed, crc32 of the case id), so results do "
-    "not depend on the case order. The folder is built in a hidden temporary sibling and renamed into place at the "
-    "end.\n\n"
+    "first channel guides the leak corruption. Each case draws from its own random stream, seeded with (--seed, crc32 "
+    "of the case id), so results do not depend on the case order. The folder is built in a hidden temporary "
+    "sibling and renamed into place at the end.\n\n"
     "Outputs keep the input geometry, are written atomically and are never replaced without --overwrite."
 )
 
@@ -49,8 +49,11 @@ def _check_label_array(array: np.ndarray, path: Path) -> np.ndarray:
             raise InputError("label map holds NaN/inf values; expected integer class labels", path)
         fractional = array != np.round(array)
         if fractional.any():
-            raise InputError(f"label map holds non-integer values (e.g. {float(array[fractional][0])}); expected "
-                             "integer class labels", path)
+            raise InputError(
+                f"label map holds non-integer values (e.g. {float(array[fractional][0])}); expected "
+                "integer class labels",
+                path,
+            )
     if array.size and array.min() < 0:
         raise InputError(f"label map holds negative values (min {array.min()}); expected labels >= 0", path)
     if np.issubdtype(array.dtype, np.integer):
@@ -59,8 +62,9 @@ def _check_label_array(array: np.ndarray, path: Path) -> np.ndarray:
     return array.astype(np.uint8 if top <= 255 else np.uint16 if top <= 65535 else np.uint32)
 
 
-def _check_options(every: int, axis: int, offset: int, noisy_fraction: float, seed: int,
-                   ignore_label: int | None, empty_slices: bool) -> None:
+def _check_options(
+    every: int, axis: int, offset: int, noisy_fraction: float, seed: int, ignore_label: int | None, empty_slices: bool
+) -> None:
     """Validate the options that do not depend on the data; raises InputError naming the option."""
     if every < 1:
         raise InputError(f"--every must be at least 1, got {every}")
@@ -90,9 +94,19 @@ def _write_report(path: Path, data: dict) -> None:
     typer.echo(f"wrote {path}")
 
 
-def _degrade_file(label_path: Path, out: Path, image_path: Path | None, every: int, axis: int, offset: int,
-                  noisy_fraction: float, seed: int, ignore_label: int | None, empty_slices: bool,
-                  overwrite: bool) -> dict:
+def _degrade_file(
+    label_path: Path,
+    out: Path,
+    image_path: Path | None,
+    every: int,
+    axis: int,
+    offset: int,
+    noisy_fraction: float,
+    seed: int,
+    ignore_label: int | None,
+    empty_slices: bool,
+    overwrite: bool,
+) -> dict:
     """Degrade one label file into ``out``; returns the report dict."""
     from versaseg.data.degrade import degrade_label
     from versaseg.io.image import read_volume, write_volume
@@ -107,8 +121,10 @@ def _degrade_file(label_path: Path, out: Path, image_path: Path | None, every: i
         ignore = top + 1
     else:
         if ignore_label <= top:
-            raise InputError(f"--ignore-label {ignore_label} collides with label value {top} in the file; use a "
-                             f"value above {top}", label_path)
+            raise InputError(
+                f"--ignore-label {ignore_label} collides with label value {top} in the file; use a value above {top}",
+                label_path,
+            )
         ignore = ignore_label
     image = None
     if image_path is not None:
@@ -129,8 +145,18 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _degrade_dataset(root: Path, out: Path, every: int, axis: int, offset: int, noisy_fraction: float, seed: int,
-                     ignore_label: int | None, empty_slices: bool, overwrite: bool) -> dict:
+def _degrade_dataset(
+    root: Path,
+    out: Path,
+    every: int,
+    axis: int,
+    offset: int,
+    noisy_fraction: float,
+    seed: int,
+    ignore_label: int | None,
+    empty_slices: bool,
+    overwrite: bool,
+) -> dict:
     """Degrade every labelsTr file of the dataset ``root`` into the new dataset folder ``out``; returns the report."""
     from versaseg.data.degrade import degrade_label
     from versaseg.io.dataset import IGNORE_NAME, load_dataset
@@ -148,8 +174,9 @@ def _degrade_dataset(root: Path, out: Path, every: int, axis: int, offset: int, 
         ignore = top + 1
     else:
         if ignore_label <= top:
-            raise InputError(f"--ignore-label {ignore_label} collides with label value {top}; use a value above {top}",
-                             dataset_json)
+            raise InputError(
+                f"--ignore-label {ignore_label} collides with label value {top}; use a value above {top}", dataset_json
+            )
         ignore = ignore_label
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -174,21 +201,28 @@ def _degrade_dataset(root: Path, out: Path, every: int, axis: int, offset: int, 
             _check_offset(offset, label.shape, axis, case.label)
             guide = read_volume(case.images[0])
             if guide.shape != volume.shape:
-                raise InputError(f"image shape {guide.shape} does not match label shape {volume.shape}",
-                                 case.images[0])
+                raise InputError(f"image shape {guide.shape} does not match label shape {volume.shape}", case.images[0])
             case_seed = [seed, zlib.crc32(case.case_id.encode())]
-            degraded, report = degrade_label(label, every, axis, offset, noisy_fraction, case_seed, ignore,
-                                             guide.array)
+            degraded, report = degrade_label(label, every, axis, offset, noisy_fraction, case_seed, ignore, guide.array)
             write_volume(tmp / "labelsTr" / case.label.name, degraded, like=volume)
             reports[case.case_id] = report.to_dict()
             typer.echo(f"{case.case_id}: {report.summary()}")
         spec.root = tmp
         if ignore is not None:
             spec.labels = {**spec.labels, IGNORE_NAME: ignore}
-        spec.extra = {**spec.extra, "versaseg_degrade": {
-            "source": str(root), "every": every, "axis": axis, "offset": offset, "noisy_fraction": noisy_fraction,
-            "seed": seed, "convention": "ignore" if ignore is not None else "empty", "ignore_label": ignore,
-        }}
+        spec.extra = {
+            **spec.extra,
+            "versaseg_degrade": {
+                "source": str(root),
+                "every": every,
+                "axis": axis,
+                "offset": offset,
+                "noisy_fraction": noisy_fraction,
+                "seed": seed,
+                "convention": "ignore" if ignore is not None else "empty",
+                "ignore_label": ignore,
+            },
+        }
         spec.save()
         _replace_folder(tmp, out, overwrite)
     finally:
@@ -218,13 +252,18 @@ def _replace_folder(tmp: Path, out: Path, overwrite: bool) -> None:
 def degrade(
     label: Annotated[
         Path,
-        typer.Argument(help="Fully annotated label map (.nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd); with --dataset, an "
-                       "nnU-Net v2 dataset folder.", show_default=False),
+        typer.Argument(
+            help="Fully annotated label map (.nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd); with --dataset, an "
+            "nnU-Net v2 dataset folder.",
+            show_default=False,
+        ),
     ],
     out: Annotated[
         Path,
-        typer.Argument(help="Output label map (same geometry as LABEL); with --dataset, the new dataset folder.",
-                       show_default=False),
+        typer.Argument(
+            help="Output label map (same geometry as LABEL); with --dataset, the new dataset folder.",
+            show_default=False,
+        ),
     ],
     every: Annotated[
         int,
@@ -240,8 +279,10 @@ def degrade(
     ] = 0,
     noisy_fraction: Annotated[
         float,
-        typer.Option("--noisy-fraction", help="Fraction in [0, 1] of annotated slices to corrupt (rounded half up; "
-                     "slices with foreground first)."),
+        typer.Option(
+            "--noisy-fraction",
+            help="Fraction in [0, 1] of annotated slices to corrupt (rounded half up; slices with foreground first).",
+        ),
     ] = 0.0,
     seed: Annotated[
         int,
@@ -249,28 +290,45 @@ def degrade(
     ] = 0,
     ignore_label: Annotated[
         int | None,
-        typer.Option("--ignore-label", help="Value of unannotated voxels (nnU-Net ignore label); must exceed every "
-                     "label value. Default: highest label value + 1.", show_default=False),
+        typer.Option(
+            "--ignore-label",
+            help="Value of unannotated voxels (nnU-Net ignore label); must exceed every "
+            "label value. Default: highest label value + 1.",
+            show_default=False,
+        ),
     ] = None,
     empty_slices: Annotated[
         bool,
-        typer.Option("--empty-slices", help="Leave unannotated slices all background 0 (3D Slicer convention) "
-                     "instead of using an ignore label."),
+        typer.Option(
+            "--empty-slices",
+            help="Leave unannotated slices all background 0 (3D Slicer convention) instead of using an ignore label.",
+        ),
     ] = False,
     dataset: Annotated[
         bool,
-        typer.Option("--dataset", help="LABEL is a dataset folder (nnU-Net v2 layout) and OUT a new dataset folder: "
-                     "degrade every labelsTr file."),
+        typer.Option(
+            "--dataset",
+            help="LABEL is a dataset folder (nnU-Net v2 layout) and OUT a new dataset folder: "
+            "degrade every labelsTr file.",
+        ),
     ] = False,
     image: Annotated[
         Path | None,
-        typer.Option("--image", help="Intensity image (same grid as LABEL) whose intensities guide leak corruptions "
-                     "(single-file mode; --dataset uses each case's first channel).", show_default=False),
+        typer.Option(
+            "--image",
+            help="Intensity image (same grid as LABEL) whose intensities guide leak corruptions "
+            "(single-file mode; --dataset uses each case's first channel).",
+            show_default=False,
+        ),
     ] = None,
     report: Annotated[
         Path | None,
-        typer.Option("--report", help="Write the per-slice report (annotated slices; corruption kind, parameters and "
-                     "changed voxels) as JSON.", show_default=False),
+        typer.Option(
+            "--report",
+            help="Write the per-slice report (annotated slices; corruption kind, parameters and "
+            "changed voxels) as JSON.",
+            show_default=False,
+        ),
     ] = None,
     overwrite: Annotated[
         bool,
@@ -297,8 +355,9 @@ def degrade(
         if out.exists() and not out.is_dir():
             raise InputError("output exists and is not a folder", out)
         check_writable(out, overwrite)
-        data = _degrade_dataset(label, out, every, axis, offset, noisy_fraction, seed, ignore_label, empty_slices,
-                                overwrite)
+        data = _degrade_dataset(
+            label, out, every, axis, offset, noisy_fraction, seed, ignore_label, empty_slices, overwrite
+        )
         typer.echo(f"wrote {out}")
     else:
         if label.is_dir() and (label / "dataset.json").exists():
@@ -308,8 +367,9 @@ def degrade(
         if out.is_dir():
             raise InputError("is a folder; give an output file name", out)
         check_writable(out, overwrite)
-        data = _degrade_file(label, out, image, every, axis, offset, noisy_fraction, seed, ignore_label, empty_slices,
-                             overwrite)
+        data = _degrade_file(
+            label, out, image, every, axis, offset, noisy_fraction, seed, ignore_label, empty_slices, overwrite
+        )
         typer.echo(f"{label}: {_summary(data)}")
         typer.echo(f"wrote {out}")
     if report is not None:
@@ -318,9 +378,12 @@ def degrade(
 
 def _summary(data: dict) -> str:
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(data["corrupted_per_kind"].items()))
-    return (f"{data['num_annotated']}/{data['num_slices']} slices annotated along axis {data['axis']}, "
-            f"{data['num_corrupted']} corrupted" + (f" ({kinds})" if kinds else "")
-            + (f"; ignore label {data['ignore_label']}" if data["ignore_label"] is not None else "; empty slices"))
+    return (
+        f"{data['num_annotated']}/{data['num_slices']} slices annotated along axis {data['axis']}, "
+        f"{data['num_corrupted']} corrupted"
+        + (f" ({kinds})" if kinds else "")
+        + (f"; ignore label {data['ignore_label']}" if data["ignore_label"] is not None else "; empty slices")
+    )
 
 
 degrade.__doc__ = _HELP

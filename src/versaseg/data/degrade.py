@@ -60,8 +60,9 @@ def annotated_slices(shape: Sequence[int], axis: int, every: int, offset: int = 
         raise ValueError(f"axis must be one of 0..{len(shape) - 1}, got {axis!r}")
     size = shape[axis]
     if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)) or not 0 <= offset < size:
-        raise ValueError(f"offset must be in 0..{size - 1} (the volume has {size} slices along axis {axis}), "
-                         f"got {offset!r}")
+        raise ValueError(
+            f"offset must be in 0..{size - 1} (the volume has {size} slices along axis {axis}), got {offset!r}"
+        )
     return list(range(int(offset), size, int(every)))
 
 
@@ -178,8 +179,13 @@ def leak(labels: np.ndarray, image: np.ndarray | None, rng: np.random.Generator)
             gain, guided = guided_gain, True
     out = labels.copy()
     out[gain] = cls
-    params = {"class": cls, "theta_deg": round(math.degrees(theta), 1), "length_px": round(length, 2),
-              "width_px": round(width, 2), "guided": guided}
+    params = {
+        "class": cls,
+        "theta_deg": round(math.degrees(theta), 1),
+        "length_px": round(length, 2),
+        "width_px": round(width, 2),
+        "guided": guided,
+    }
     return out, params
 
 
@@ -236,8 +242,9 @@ def jitter(labels: np.ndarray, image: np.ndarray | None, rng: np.random.Generato
     return out, {"rms_px": round(rms, 2), "sigma_px": round(sigma, 2)}
 
 
-def shift(labels: np.ndarray, image: np.ndarray | None, rng: np.random.Generator,
-          neighbour: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+def shift(
+    labels: np.ndarray, image: np.ndarray | None, rng: np.random.Generator, neighbour: np.ndarray | None = None
+) -> tuple[np.ndarray, dict]:
     """Shifted slice: the ``neighbour`` slice's annotation (H, W) stored here, or the slice translated by 1-4 px.
 
     The neighbour variant is one of the two choices when ``neighbour`` is given and differs from ``labels``. ``image``
@@ -291,8 +298,13 @@ _OPERATORS: dict[str, Callable[..., tuple[np.ndarray, dict]]] = {
 }
 
 
-def corrupt_slice(kind: str, labels: np.ndarray, image: np.ndarray | None, rng: np.random.Generator,
-                  neighbour: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+def corrupt_slice(
+    kind: str,
+    labels: np.ndarray,
+    image: np.ndarray | None,
+    rng: np.random.Generator,
+    neighbour: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict]:
     """Apply the corruption ``kind`` (one of :data:`CORRUPTIONS`) to a slice (H, W); ``neighbour`` only for shift."""
     if kind not in _OPERATORS:
         raise ValueError(f"unknown corruption '{kind}'; valid: {', '.join(CORRUPTIONS)}")
@@ -379,8 +391,10 @@ class DegradeReport:
     def summary(self) -> str:
         """One line: annotated and corrupted slice counts."""
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.counts().items()))
-        return (f"{len(self.slices)}/{self.shape[self.axis]} slices annotated along axis {self.axis}, "
-                f"{len(self.corrupted)} corrupted" + (f" ({kinds})" if kinds else ""))
+        return (
+            f"{len(self.slices)}/{self.shape[self.axis]} slices annotated along axis {self.axis}, "
+            f"{len(self.corrupted)} corrupted" + (f" ({kinds})" if kinds else "")
+        )
 
 
 def output_dtype(max_value: int, dtype: np.dtype) -> np.dtype:
@@ -447,8 +461,10 @@ def degrade_label(
         if isinstance(ignore_label, bool) or not isinstance(ignore_label, (int, np.integer)):
             raise ValueError(f"ignore_label must be an integer, got {ignore_label!r}")
         if ignore_label <= max_label:
-            raise ValueError(f"ignore label {ignore_label} collides with the label values (max {max_label}); "
-                             f"use a value above {max_label}")
+            raise ValueError(
+                f"ignore label {ignore_label} collides with the label values (max {max_label}); "
+                f"use a value above {max_label}"
+            )
         ignore_label = int(ignore_label)
     kinds = list(CORRUPTIONS if kinds is None else kinds)
     unknown = [k for k in kinds if k not in CORRUPTIONS]
@@ -501,8 +517,15 @@ def degrade_label(
         else:
             report.params = {"note": "no corruption kind changes this slice"}
     report = DegradeReport(
-        shape=tuple(label.shape), axis=int(axis), every=int(every), offset=int(offset),
-        noisy_fraction=float(noisy_fraction), seed=recorded_seed, ignore_label=ignore_label, kinds=kinds,
-        requested_corrupted=requested, slices=[reports[i] for i in slices],
+        shape=tuple(label.shape),
+        axis=int(axis),
+        every=int(every),
+        offset=int(offset),
+        noisy_fraction=float(noisy_fraction),
+        seed=recorded_seed,
+        ignore_label=ignore_label,
+        kinds=kinds,
+        requested_corrupted=requested,
+        slices=[reports[i] for i in slices],
     )
     return degraded, report
