@@ -15,11 +15,12 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from versaseg.cli import demo_cmd, evaluate_cmd, networks_cmd, predict_cmd, train_cmd
+    from versaseg.cli import complete_cmd, demo_cmd, evaluate_cmd, networks_cmd, predict_cmd, train_cmd
 
     app.command("train")(train_cmd.train)
     app.command("predict")(predict_cmd.predict)
     app.command("evaluate")(evaluate_cmd.evaluate)
+    app.command("complete")(complete_cmd.complete)
     app.command("demo")(demo_cmd.demo)
     app.command("networks")(networks_cmd.networks)
 

@@ -46,8 +46,10 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, network: torch.nn.Module, train_volumes: Sequence[TrainingVolume],
                  val_volumes: Sequence[TrainingVolume], run_dir: Path, device: torch.device, dist: DistInfo,
-                 augment=None):
+                 augment=None, persist: bool = True):
+        """``persist=False`` (for tasks that train internal models): no progress bar and no run-directory files."""
         self.config, self.run_dir, self.device, self.dist = config, Path(run_dir), device, dist
+        self.persist = persist
         self.network = network.to(device)
         self.model = self.network
         if dist.enabled:
@@ -86,10 +88,11 @@ class Trainer:
     # -- loop ----------------------------------------------------------------------------------------------------
     def fit(self) -> list[dict]:
         config = self.config
-        logger = EpochLogger(self.run_dir, config.tensorboard) if self.dist.is_main else None
+        write = self.dist.is_main and self.persist
+        logger = EpochLogger(self.run_dir, config.tensorboard) if write else None
         total = config.epochs * config.iterations_per_epoch
         bar = tqdm(total=total, initial=self.start_epoch * config.iterations_per_epoch, unit="it",
-                   desc="train", disable=not self.dist.is_main, dynamic_ncols=True)
+                   desc="train", disable=not write, dynamic_ncols=True)
         try:
             for epoch in range(self.start_epoch, config.epochs):
                 row = self.train_epoch(epoch, bar)
@@ -97,7 +100,7 @@ class Trainer:
                     if self.dist.is_main:
                         row.update(self.validate())
                 self.history.append(row)
-                if self.dist.is_main:
+                if write:
                     self.save(epoch)
                     logger.log(self.history)
                     bar.write(_format_row(row))

@@ -1,0 +1,87 @@
+"""Label completion: annotation detection in both conventions, completion quality on a tiny volume, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from versaseg.errors import InputError
+from versaseg.tasks.completion import annotation_mask
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from conftest import write_tiny_dataset  # noqa: E402
+
+
+def test_ignore_convention_detects_axis_of_whole_slices():
+    label = np.full((10, 12, 14), 9, np.int16)
+    label[:, 3, :] = 0
+    label[2:5, 3, 4:8] = 1
+    label[:, 9, :] = 0
+    annotated, axis = annotation_mask(label, 9, "auto")
+    assert axis == 1 and annotated[:, [3, 9], :].all() and annotated.sum() == 2 * 10 * 14
+
+
+def test_slicer_convention_detects_sparse_axis():
+    label = np.zeros((20, 20, 24), np.int16)
+    for z in range(2, 22, 6):
+        label[5:15, 6:14, z] = 1
+    annotated, axis = annotation_mask(label, None, "auto")
+    assert axis == 2
+    assert set(np.flatnonzero(annotated.any(axis=(0, 1)))) == {2, 8, 14, 20}
+
+
+def test_nothing_to_complete_is_an_input_error():
+    with pytest.raises(InputError, match="nothing to complete"):
+        annotation_mask(np.ones((5, 5, 5), np.int16), None, "auto")
+    with pytest.raises(InputError, match="nothing is annotated"):
+        annotation_mask(np.zeros((5, 5, 5), np.int16), None, "auto")
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "versaseg.cli.main", "complete", *map(str, args)],
+                          capture_output=True, text=True, encoding="utf-8", errors="replace")
+
+
+def test_complete_reconstructs_unannotated_slices(tmp_path):
+    data = write_tiny_dataset(tmp_path / "data", cases=1, test_cases=0, shape=(32, 32, 24), seed=3)
+    full = nib.load(data / "labelsTr" / "tiny_000.nii.gz")
+    dense = np.asarray(full.dataobj)
+    sparse = np.full(dense.shape, 9, np.uint8)
+    sparse[:, :, 2::4] = dense[:, :, 2::4]
+    nib.save(nib.Nifti1Image(sparse, full.affine), tmp_path / "sparse.nii.gz")
+    images = [data / "imagesTr" / f"tiny_000_{c:04d}.nii.gz" for c in range(2)]
+    result = _cli(*images, "--labels", tmp_path / "sparse.nii.gz", "--ignore-label", 9, "--out",
+                  tmp_path / "dense.nii.gz", "--iterations", 60, "--cleanse-iterations", 20, "--device", "cpu",
+                  "--report", tmp_path / "report.json")
+    assert result.returncode == 0, result.stderr
+    out = nib.load(tmp_path / "dense.nii.gz")
+    np.testing.assert_allclose(out.affine, full.affine)
+    completed = np.asarray(out.dataobj)
+    unannotated = np.ones(dense.shape[2], bool)
+    unannotated[2::4] = False
+    for value in (1, 2):
+        a, b = completed[:, :, unannotated] == value, dense[:, :, unannotated] == value
+        assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.8
+    # clean annotated slices are kept (cleansing only changes confidently contradicted voxels)
+    assert np.mean(completed[:, :, 2::4] == sparse[:, :, 2::4]) > 0.99
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["annotation_axis"] == 2 and report["annotated_slices"] == list(range(2, 24, 4))
+    assert len(report["slices"]) == 6
+    # the output exists now: a second run refuses to overwrite it
+    again = _cli(*images, "--labels", tmp_path / "sparse.nii.gz", "--ignore-label", 9, "--out",
+                 tmp_path / "dense.nii.gz")
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+
+
+def test_geometry_mismatch_is_reported(tmp_path):
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.float32), np.eye(4)), tmp_path / "img.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 9), np.uint8), np.eye(4)), tmp_path / "lab.nii.gz")
+    result = _cli(tmp_path / "img.nii.gz", "--labels", tmp_path / "lab.nii.gz", "--out", tmp_path / "o.nii.gz")
+    assert result.returncode == 2 and "lab.nii.gz" in result.stderr and "shape" in result.stderr
+    assert not (tmp_path / "o.nii.gz").exists()
