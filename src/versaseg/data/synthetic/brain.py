@@ -1,4 +1,4 @@
-"""Synthetic multi-modal brain MR cases from real atlases: T1-weighted, heavy T2 (MR cisternography) and TOF angiography.
+"""Synthetic multi-modal brain MR from real atlases: T1-weighted, heavy T2 (MR cisternography) and TOF angiography.
 
 Two steps, in the spirit of SynthSeg (Billot et al., 2023):
 
@@ -85,13 +85,19 @@ LABEL_SETS = {
     },
     "basal-ganglia": {"caudate": ("caudate",), "putamen": ("putamen",), "pallidum": ("pallidum",)},
 }
+# MNI152 brains are larger than individual adult brains (~1.7 L of parenchyma here): cases are drawn at 0.9 times
+# the template size on average (~1.25 L), in a typical head field of view.
+BRAIN_SCALE = 0.9
+FOV_MM = (176.0, 208.0, 176.0)
 MIN_CONTRAST = 0.08  # least |mean difference| (prior units) between tissues of different labels, in some channel
 CSF_SHELL_MM = (1.5, 3.5)
 DURA_MM = 1.0
 SKULL_MM = (5.0, 8.0)
 SCALP_MM = (4.0, 7.0)
 NECK_TOP_MM = -40.0  # below this MNI z, an elliptic neck (muscle under skin) fills the space left around the canal
-NECK_RADII_MM = (48.0, 52.0)
+NECK_RADII_MM = (46.0, 50.0)  # at the bottom of the head box; widening by NECK_FLARE up to NECK_TOP_MM
+NECK_FLARE = 0.6
+NECK_FLARE_FROM_MM = -90.0
 NECK_CENTRE_Y_MM = -30.0
 VESSEL_FLOOR = 0.6  # vessels thinner than this many voxels are drawn this thick (a one-voxel line)
 VESSEL_CUTOFF = 0.25  # vessels thinner than this many voxels (radius) are not drawn at all
@@ -151,7 +157,7 @@ def reference_spacing(spacing: tuple[float, float, float]) -> float:
 
 @functools.lru_cache(maxsize=2)
 def build_reference(spacing: float) -> Reference:
-    """Build (and cache per process) the reference anatomy at isotropic ``spacing`` mm; about 3 s at 1 mm."""
+    """Build (and cache per process) the reference anatomy at isotropic ``spacing`` mm; about 4 s at 1 mm."""
     grid = atlas_mod.load_atlas(spacing)
     structure, template = grid.structure, grid.template
     sid = atlas_mod.structure_id
@@ -220,7 +226,7 @@ def _spinal_cord(brainstem: np.ndarray, spacing: float) -> np.ndarray:
 
 
 def _add_dura(tissue: np.ndarray, affine: np.ndarray) -> None:
-    """In place: the tentorium (2 mm of cerebrum next to the cerebellum) and the falx (midline CSF above the brainstem)."""
+    """In place: the tentorium (2 mm of cerebrum next to the cerebellum), the falx (midline CSF above z = -10 mm)."""
     spacing = float(affine[0, 0])
     cerebellum = np.isin(tissue, [T["cerebellum_cortex"], T["cerebellum_wm"]])
     near = ndimage.binary_dilation(cerebellum, iterations=max(1, int(round(2.0 / spacing))))
@@ -265,7 +271,8 @@ def _guide_field(tissue: np.ndarray, outside_mm: np.ndarray, affine: np.ndarray)
 class SyntheticCase:
     """One generated case.
 
-    channels: ``{"T1": (X, Y, Z), "T2": ..., "TOF": ...}`` float32, non-negative scanner units.
+    channels: ``{"T1": (X, Y, Z), "T2": ..., "TOF": ...}`` int16, non-negative scanner units (brightest tissue
+        about 700-1300, as a scanner stores magnitude images).
     label: (X, Y, Z) uint8, values of :func:`labels_of` for the case's label set.
     affine: (4, 4) voxel -> RAS+ mm; the head centre lies near the MNI origin.
     info: the case's random draws worth recording (slice thickness per channel, vessel length, ...).
@@ -278,9 +285,8 @@ class SyntheticCase:
 
 
 def head_shape(spacing: tuple[float, float, float]) -> tuple[int, int, int]:
-    """The default output shape: the reference head box at ``spacing`` (X, Y, Z)."""
-    extent = np.array([high - low for low, high in atlas_mod.HEAD_BOX_MM])
-    return tuple(int(n) for n in np.ceil(extent / np.asarray(spacing, float)))
+    """The default output shape (X, Y, Z): the field of view :data:`FOV_MM` at ``spacing``."""
+    return tuple(int(n) for n in np.ceil(np.asarray(FOV_MM) / np.asarray(spacing, float)))
 
 
 def case_affine(shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> np.ndarray:
@@ -321,7 +327,8 @@ def generate_case(shape: tuple[int, int, int], spacing: tuple[float, float, floa
     tree = vessel_mod.grow_arterial_tree(reference.guide, rng, min_radius=max(vessel_mod.MIN_RADIUS_MM,
                                                                                 VESSEL_CUTOFF * finest))
     distance, radius_box, corner = vessel_mod.rasterise_tree(tree, reference.tissue.shape, reference.affine,
-                                                             radius_floor_mm=VESSEL_FLOOR * finest)
+                                                             radius_floor_mm=VESSEL_FLOOR * finest,
+                                                             min_radius_mm=VESSEL_CUTOFF * finest)
     local = coords - np.asarray(corner, np.float32)[:, None, None, None]
     near = np.all((local >= 0) & (local <= np.asarray(distance.shape, np.float32)[:, None, None, None] - 1), axis=0)
     sample = local[:, near]
@@ -352,11 +359,12 @@ def _case_coordinates(reference: Reference, shape, spacing, rng: np.random.Gener
     """Reference voxel coordinates (3, X, Y, Z) float32 of every output voxel.
 
     Output voxel at ``u`` mm from the grid centre shows MNI point ``c + t + A u + d(u)``: the head centre ``c``, a
-    random shift ``t``, an affine ``A`` (rotation up to 10 degrees, per-axis scale 0.9-1.1, shear up to 0.04) and a
-    smooth displacement ``d`` (a few mm, 5 control points per axis).
+    random shift ``t`` (4 mm SD), an affine ``A`` (rotation up to 10 degrees; scale :data:`BRAIN_SCALE` times a
+    random per-axis factor of about 0.9-1.1; shear up to 0.04) and a smooth displacement ``d`` (1.5-3 mm SD,
+    5 control points per axis).
     """
     angles = np.deg2rad(rng.uniform(-1.0, 1.0, 3) * np.array([10.0, 6.0, 10.0]))
-    scale = np.exp(rng.normal(0.0, 0.035, 3) + rng.normal(0.0, 0.03))
+    scale = BRAIN_SCALE * np.exp(rng.normal(0.0, 0.035, 3) + rng.normal(0.0, 0.03))
     shear = np.eye(3)
     shear[np.triu_indices(3, 1)] = rng.uniform(-0.04, 0.04, 3)
     matrix = _rotation(angles) @ shear @ np.diag(1.0 / scale)
@@ -382,19 +390,24 @@ def _outside_correction(outside: np.ndarray, reference: Reference, coords: np.nd
 
 
 def _add_shells(tissue: np.ndarray, outside: np.ndarray, mm: tuple, shape, rng: np.random.Generator) -> None:
-    """In place: CSF, dura, skull (marrow in its middle third) and scalp around the brain; the neck below it.
+    """In place: CSF, dura, skull (with marrow) and scalp around the brain; the neck below it.
 
     ``outside`` (X, Y, Z) is the distance (mm) to the brain; ``mm`` the MNI coordinates (x, y, z), each (X, Y, Z).
-    Shell thicknesses vary smoothly over the head.
+    Shell thicknesses vary smoothly over the head (broad and finer undulations), the diploe (marrow) takes an
+    irregular 20-60 % middle part of the skull, and the neck widens towards the skull base.
     """
-    variation = _smooth_field(shape, rng, controls=3, count=3)
-    variation /= np.float32(max(float(variation.std()), 1e-6))
-    csf = np.maximum(np.float32(rng.uniform(*CSF_SHELL_MM)) + np.float32(0.5) * variation[0], np.float32(1.0))
-    skull = np.maximum(np.float32(rng.uniform(*SKULL_MM)) + np.float32(0.8) * variation[1], np.float32(3.0))
-    scalp = np.maximum(np.float32(rng.uniform(*SCALP_MM)) + np.float32(0.8) * variation[2], np.float32(2.5))
+    broad = _smooth_field(shape, rng, controls=3, count=3)
+    fine = _smooth_field(shape, rng, controls=7, count=4)
+    broad /= np.float32(max(float(broad.std()), 1e-6))
+    fine /= np.float32(max(float(fine.std()), 1e-6))
+    csf = np.maximum(np.float32(rng.uniform(*CSF_SHELL_MM)) + 0.6 * broad[0] + 0.4 * fine[0], np.float32(1.0))
+    skull = np.maximum(np.float32(rng.uniform(*SKULL_MM)) + 1.2 * broad[1] + 0.8 * fine[1], np.float32(2.5))
+    scalp = np.maximum(np.float32(rng.uniform(*SCALP_MM)) + 1.2 * broad[2] + 0.6 * fine[2], np.float32(2.5))
+    diploe = np.clip(np.float32(0.4) + np.float32(0.12) * fine[3], 0.2, 0.6)
+    inner_table = (1.0 - diploe) / 2
     air = tissue == T["air"]
     edges = [csf, csf + np.float32(DURA_MM)]
-    edges += [edges[-1] + skull / 3, edges[-1] + 2 * skull / 3, edges[-1] + skull]
+    edges += [edges[-1] + skull * inner_table, edges[-1] + skull * (inner_table + diploe), edges[-1] + skull]
     edges.append(edges[-1] + scalp)
     names = ("csf", "dura", "skull", "marrow", "skull", "scalp")
     assigned = np.zeros(shape, bool)
@@ -404,7 +417,8 @@ def _add_shells(tissue: np.ndarray, outside: np.ndarray, mm: tuple, shape, rng: 
         assigned |= mask
     x, y, z = mm
     below = air & ~assigned & (z < NECK_TOP_MM)
-    radius = np.sqrt((x / NECK_RADII_MM[0]) ** 2 + ((y - NECK_CENTRE_Y_MM) / NECK_RADII_MM[1]) ** 2)
+    flare = 1.0 + NECK_FLARE * np.clip((z - NECK_FLARE_FROM_MM) / (NECK_TOP_MM - NECK_FLARE_FROM_MM), 0.0, 1.0) ** 2
+    radius = np.sqrt((x / NECK_RADII_MM[0]) ** 2 + ((y - NECK_CENTRE_Y_MM) / NECK_RADII_MM[1]) ** 2) / flare
     tissue[below & (radius < 1.0)] = T["muscle"]
     skin = 1.0 + np.float32(rng.uniform(*SCALP_MM)) / np.float32(min(NECK_RADII_MM))
     tissue[below & (radius >= 1.0) & (radius < skin)] = T["scalp"]
@@ -445,7 +459,7 @@ def _draw_means(reference: Reference, label_set: str, rng: np.random.Generator) 
 
 def _render(tissue: np.ndarray, template: np.ndarray, vessel_radius: np.ndarray, spacing, reference: Reference,
             label_set: str, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict]:
-    """The three channels (X, Y, Z) float32 from the tissue map, and the draws to record."""
+    """The three channels (X, Y, Z) int16 from the tissue map, and the draws to record."""
     shape = tissue.shape
     means = _draw_means(reference, label_set, rng)
     parenchyma = np.isin(tissue, [T[name] for name in PARENCHYMA]) & (template > 0)
@@ -476,7 +490,8 @@ def _render(tissue: np.ndarray, template: np.ndarray, vessel_radius: np.ndarray,
         image *= gain
         real = image + noise * rng.standard_normal(shape, np.float32)
         imaginary = noise * rng.standard_normal(shape, np.float32)
-        channels[name] = np.sqrt(real * real + imaginary * imaginary).astype(np.float32)
+        magnitude = np.sqrt(real * real + imaginary * imaginary)
+        channels[name] = np.clip(np.rint(magnitude), 0, np.iinfo(np.int16).max).astype(np.int16)  # as scanners store
         info["slice_axis"][name] = "xyz"[axis]
         info["slice_thickness_mm"][name] = round(thickness, 3)
     return channels, info

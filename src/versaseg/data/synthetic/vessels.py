@@ -6,11 +6,13 @@ anatomy by the case's deformation. The tree has two parts:
 * **Named trunks** (:data:`TRUNKS`): the internal carotid, vertebral and basilar arteries, the circle of Willis
   (anterior and posterior communicating arteries), the anterior, middle and posterior cerebral arteries (pericallosal,
   callosomarginal, insular M2 trunks, P2-P4) and the superior, anterior-inferior and posterior-inferior cerebellar
-  arteries. They follow anatomical waypoints (jittered per case by a few mm), each snapped to the nearest cerebrospinal
-  fluid (CSF) within a few mm, so they run in the cisterns and fissures of the real atlas.
-* **Cortical branches** grown from points along the distal trunks: a guided walk that, step by step, picks among random
-  directions in a cone the one that stays in CSF (sulci, fissures, the subarachnoid space), prefers to go straight on,
-  and bifurcates every 8-20 mm with Murray-like radius ratios, until the radius falls below the smallest drawn radius.
+  arteries. They follow anatomical waypoints (jittered per case by a few mm), each snapped to the most
+  cerebrospinal-fluid-like (CSF) point within 4 mm, so they run in the cisterns and fissures of the real atlas.
+* **Cortical branches** grown from points along the distal trunks towards random points of the brain surface in the
+  trunk's territory (:data:`TERRITORIES`): a guided walk that, step by step, picks among random directions in a cone
+  the one that stays in CSF (sulci, fissures, the subarachnoid space), goes straight on and leans towards its target;
+  every 8-20 mm the stem continues slightly thinner and a thinner side branch leaves, until the radius falls below
+  the smallest drawn radius.
 
 Radii taper from about 2.5 mm (carotid) to 0.5 mm (cortical branches). :func:`rasterise_tree` stamps the tube's
 signed distance ``|x - c| - r`` into a grid, so a case can sample it at its warped voxel positions.
@@ -28,7 +30,8 @@ MIN_RADIUS_MM = 0.5
 STEP_MM = 1.0
 SNAP_MM = 4.0
 MAX_OFF_COURSE_STEPS = 4
-MAX_TRANSIT_MM = 60.0
+MAX_TRANSIT_MM = 35.0
+WANDER = 0.12  # random heading change per step: arteries on the cortex meander
 CONES_DEG = (50.0, 100.0)
 
 # (name, waypoints in MNI mm with x for the right side (mirrored for bilateral trunks), start radius mm, end radius mm,
@@ -41,17 +44,17 @@ TRUNKS = (
     ("p1", [(0, -14, -21), (7, -16, -20), (10, -16, -19)], 1.1, 1.0, True, 0),
     ("pcom", [(10, -16, -19), (13, -8, -19), (14, 0, -18)], 0.65, 0.6, True, 0),
     ("pca", [(10, -16, -19), (18, -24, -14), (22, -36, -8), (20, -52, -2), (14, -66, 2), (10, -80, 6), (8, -92, 8)],
-     1.0, 0.75, True, 5),
+     1.0, 0.75, True, 8),
     ("a1", [(14, 0, -18), (9, 5, -16), (4, 8, -14), (0, 9, -13)], 1.0, 0.9, True, 0),
     ("pericallosal", [(2, 9, -13), (2, 22, -4), (3, 36, 6), (3, 34, 22), (3, 15, 28), (3, -10, 32), (3, -30, 30),
-                      (3, -42, 20)], 0.95, 0.7, True, 4),
-    ("callosomarginal", [(3, 36, 12), (4, 42, 30), (5, 28, 44), (5, 5, 52), (5, -20, 55)], 0.8, 0.7, True, 4),
+                      (3, -42, 20)], 0.95, 0.7, True, 6),
+    ("callosomarginal", [(3, 36, 12), (4, 42, 30), (5, 28, 44), (5, 5, 52), (5, -20, 55)], 0.8, 0.7, True, 6),
     ("m1", [(14, 0, -18), (24, 2, -16), (32, 4, -12), (36, 6, -8)], 1.5, 1.3, True, 0),
-    ("m2_superior", [(36, 6, -8), (38, 10, 6), (40, 0, 16), (42, -14, 22)], 1.05, 0.85, True, 6),
-    ("m2_inferior", [(36, 6, -8), (40, -10, -2), (42, -22, 8), (44, -34, 14)], 1.05, 0.85, True, 6),
-    ("sca", [(0, -13, -24), (8, -20, -24), (16, -32, -22), (20, -48, -20), (24, -62, -18)], 0.8, 0.7, True, 3),
-    ("aica", [(0, -17, -38), (12, -26, -40), (22, -40, -42), (32, -52, -40)], 0.65, 0.6, True, 2),
-    ("pica", [(6, -34, -58), (10, -44, -60), (12, -54, -55), (10, -62, -45)], 0.75, 0.65, True, 2),
+    ("m2_superior", [(36, 6, -8), (38, 10, 6), (42, 2, 16), (48, -10, 24)], 1.05, 0.85, True, 10),
+    ("m2_inferior", [(36, 6, -8), (40, -8, -2), (45, -20, 6), (50, -34, 14)], 1.05, 0.85, True, 10),
+    ("sca", [(0, -13, -24), (8, -20, -24), (16, -32, -22), (20, -48, -20), (24, -62, -18)], 0.8, 0.7, True, 4),
+    ("aica", [(0, -17, -38), (12, -26, -40), (22, -40, -42), (32, -52, -40)], 0.65, 0.6, True, 3),
+    ("pica", [(6, -34, -58), (10, -44, -60), (12, -54, -55), (10, -62, -45)], 0.75, 0.65, True, 3),
 )
 # The surface each trunk's cortical branches supply, as an MNI box ((x), (y), (z) ranges in mm, right side; mirrored
 # for the left): branches head for random points of the brain surface inside it.
@@ -127,7 +130,7 @@ class VesselTree:
 
 
 def grow_arterial_tree(guide: GuideField, rng: np.random.Generator, min_radius: float = MIN_RADIUS_MM,
-                       jitter_mm: float = 2.5, cortical_length_mm: float = 7000.0) -> VesselTree:
+                       jitter_mm: float = 2.5, cortical_length_mm: float = 12000.0) -> VesselTree:
     """Grow one arterial tree: jittered named trunks, then guided cortical branches.
 
     Args:
@@ -152,7 +155,7 @@ def grow_arterial_tree(guide: GuideField, rng: np.random.Generator, min_radius: 
             controls = np.array([place((side * x + 0.0, float(y), float(z))) for x, y, z in waypoints])
             dense = _catmull_rom(controls, step=STEP_MM / 2)
             radii = np.linspace(r0, r1, len(dense)) * rng.uniform(0.9, 1.1)
-            keep = _inside_run(guide, dense)
+            keep = guide.lookup(dense)[1]  # trunks enter from below the skull base: keep the intracranial part
             tree.add(name, dense[keep], radii[keep])
             if n_seeds and keep.sum() > 4:
                 kept, kept_r = dense[keep], radii[keep]
@@ -239,7 +242,7 @@ def _grow(tree: VesselTree, guide: GuideField, start: np.ndarray, direction: np.
     used = 0.0
     if len(territory) == 0:
         return used
-    target = territory[rng.integers(len(territory))]
+    target = _nearby(territory, np.asarray(start, float), rng)
     stack = [(np.asarray(start, float), _unit(direction), float(radius), target, True)]
     while stack and used < budget_mm:
         point, heading, r, target, transit = stack.pop()
@@ -257,8 +260,8 @@ def _grow(tree: VesselTree, guide: GuideField, start: np.ndarray, direction: np.
                 if allowed.any():
                     break
             score = csf + 0.25 * (candidates @ heading) + 0.1 * rng.random(len(candidates))
-            if np.linalg.norm(to_target) > 6.0:
-                score += (0.9 if transit else 0.45) * (candidates @ _unit(to_target))
+            if float(to_target @ to_target) > 36.0:
+                score += (0.9 if transit else 0.3) * (candidates @ _unit(to_target))
             score[~allowed] = -np.inf
             best = int(np.argmax(score))
             if not np.isfinite(score[best]):
@@ -266,29 +269,39 @@ def _grow(tree: VesselTree, guide: GuideField, start: np.ndarray, direction: np.
             off_course = off_course + 1 if csf[best] < 0.1 else 0
             if not transit and off_course > MAX_OFF_COURSE_STEPS:
                 break
-            heading = _unit(0.5 * heading + 0.5 * candidates[best])
+            heading = _unit(0.5 * heading + 0.5 * candidates[best] + rng.normal(0.0, WANDER, 3))
             point = positions[best]
             points.append(point)
             if transit and csf[best] >= 0.3:
                 transit = False
                 break
-        if len(points) < 3:
+        if len(points) < 3 or transit:  # too short, or never reached CSF: no branch here
             continue
-        points = np.asarray(points)
+        points = _smooth_path(np.asarray(points))
         radii = np.linspace(r, r * 0.98, len(points))
         tree.add(name, points, radii)
         used += STEP_MM * (len(points) - 1)
         end_r, end = radii[-1], points[-1]
-        if transit:  # never reached CSF
-            continue
         if np.linalg.norm(target - end) < 6.0:
             target = _nearby(territory, end, rng)
         # the stem goes on nearly as thick, slightly turned; a thinner side branch leaves at a wider angle
         side = (end_r * rng.uniform(0.6, 0.8), np.deg2rad(rng.uniform(35.0, 70.0)), _nearby(territory, end, rng))
-        stem = (end_r * rng.uniform(0.9, 0.98), np.deg2rad(rng.uniform(5.0, 20.0)), target)
+        stem = (end_r * rng.uniform(0.93, 0.99), np.deg2rad(rng.uniform(5.0, 20.0)), target)
         for child_r, angle, child_target in (side, stem):  # the stem is popped (grown) first
             stack.append((end, _rotate_away(heading, angle, rng), child_r, child_target, False))
     return used
+
+
+def _smooth_path(points: np.ndarray) -> np.ndarray:
+    """Points (N, 3) with a 5-point moving average applied twice (the end points stay): no kinks at 1 mm steps."""
+    if len(points) < 5:
+        return points
+    smooth = points.copy()
+    kernel = np.ones(5) / 5
+    for _ in range(2):
+        inner = np.stack([np.convolve(smooth[:, i], kernel, mode="valid") for i in range(3)], axis=1)
+        smooth = np.vstack([points[:2], inner, points[-2:]])
+    return smooth
 
 
 def _territory_points(guide: GuideField, box, side: float) -> np.ndarray:
@@ -320,35 +333,33 @@ def _snap(guide: GuideField, point: np.ndarray) -> np.ndarray:
     return candidates[int(np.argmax(score))]
 
 
-def _inside_run(guide: GuideField, points: np.ndarray) -> np.ndarray:
-    """Mask (N,) of the points of a trunk inside the allowed space (trunks enter from below the skull base)."""
-    _, allowed = guide.lookup(points)
-    return allowed
-
-
 def _unit(v: np.ndarray) -> np.ndarray:
+    """``v`` (3,) scaled to unit length."""
     v = np.asarray(v, float)
-    n = np.linalg.norm(v, axis=-1, keepdims=True)
-    return v / np.maximum(n, 1e-12)
+    return v / max(float(np.sqrt(v @ v)), 1e-12)
 
 
-def _random_cone(axis: np.ndarray, half_angle: float, rng: np.random.Generator, count: int | None = None) -> np.ndarray:
-    """Random unit vectors ((count, 3), or (3,) when ``count`` is None) within ``half_angle`` of unit ``axis``."""
-    n = 1 if count is None else count
-    cos_theta = rng.uniform(np.cos(half_angle), 1.0, n)
-    phi = rng.uniform(0.0, 2 * np.pi, n)
+def _basis(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors (3,) perpendicular to unit ``axis`` (3,) and to each other."""
+    x, y, z = (float(c) for c in axis)
+    u = np.array([0.0, z, -y]) if abs(x) < 0.9 else np.array([-z, 0.0, x])  # axis x (1,0,0) or axis x (0,1,0)
+    u /= max(float(np.sqrt(u @ u)), 1e-12)
+    w = np.array([y * u[2] - z * u[1], z * u[0] - x * u[2], x * u[1] - y * u[0]])
+    return u, w
+
+
+def _random_cone(axis: np.ndarray, half_angle: float, rng: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` random unit vectors (count, 3) within ``half_angle`` (radians) of unit ``axis`` (3,)."""
+    cos_theta = rng.uniform(np.cos(half_angle), 1.0, count)
+    phi = rng.uniform(0.0, 2 * np.pi, count)
     sin_theta = np.sqrt(1.0 - cos_theta**2)
-    helper = np.array([1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    u = _unit(np.cross(axis, helper))
-    w = np.cross(axis, u)
-    vectors = (cos_theta[:, None] * axis + sin_theta[:, None] * (np.cos(phi)[:, None] * u + np.sin(phi)[:, None] * w))
-    return vectors[0] if count is None else vectors
+    u, w = _basis(axis)
+    return (cos_theta[:, None] * axis + (sin_theta * np.cos(phi))[:, None] * u
+            + (sin_theta * np.sin(phi))[:, None] * w)
 
 
 def _rotate_away(axis: np.ndarray, angle: float, rng: np.random.Generator) -> np.ndarray:
-    """A unit vector at exactly ``angle`` from unit ``axis``, in a random direction around it."""
-    helper = np.array([1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    u = _unit(np.cross(axis, helper))
-    w = np.cross(axis, u)
+    """A unit vector (3,) at exactly ``angle`` (radians) from unit ``axis`` (3,), in a random direction around it."""
+    u, w = _basis(axis)
     phi = rng.uniform(0.0, 2 * np.pi)
     return _unit(np.cos(angle) * axis + np.sin(angle) * (np.cos(phi) * u + np.sin(phi) * w))
