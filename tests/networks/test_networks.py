@@ -183,7 +183,8 @@ def test_unet_norms_and_residual(norm, residual):
     else:
         assert not norms & {"InstanceNorm2d", "BatchNorm2d", "GroupNorm"}
         assert all(m.bias is not None for m in net.modules() if isinstance(m, nn.Conv2d))
-    assert any(type(m).__name__ == "ResidualBlock" for m in net.modules()) == residual
+    assert any(type(m).__name__ == "ResidualBlock" for m in net.encoder.modules()) == residual
+    assert not any(type(m).__name__ == "ResidualBlock" for m in net.decoder.modules())  # plain decoder, documented
 
 
 def test_unet_depth_one_is_a_plain_conv_stack():
@@ -192,10 +193,25 @@ def test_unet_depth_one_is_a_plain_conv_stack():
     assert net(torch.randn(1, 1, 5, 7)).shape == (1, 2, 5, 7)
 
 
-@pytest.mark.parametrize("bad", [{"depth": 0}, {"base_width": 0}, {"convs_per_level": 0}])
-def test_unet_bad_sizes(bad):
-    with pytest.raises(InputError):
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"depth": 0}, "depth must be an integer >= 1, got 0"),
+        ({"depth": "4"}, "depth must be an integer >= 1, got '4'"),
+        ({"base_width": 2.5}, "base_width must be an integer >= 1"),
+        ({"max_width": True}, "max_width must be an integer >= 1"),
+        ({"convs_per_level": 0}, "convs_per_level must be an integer >= 1"),
+        ({"residual": "yes"}, "residual must be true or false"),
+    ],
+)
+def test_unet_bad_options(bad, message):
+    with pytest.raises(InputError, match=message):
         build_network("unet", 2, 1, 2, **bad)
+
+
+def test_bad_channel_counts(name):
+    with pytest.raises(InputError, match="out_channels must be an integer >= 1"):
+        build_network(name, 2, 1, 0)
 
 
 def test_monai_unet_maps_options():

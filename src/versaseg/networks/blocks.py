@@ -36,6 +36,13 @@ class Norm(str, Enum):
             raise InputError(f"unknown norm {value!r}; valid values: {valid}") from None
 
 
+def check_positive_int(name: str, value: int) -> int:
+    """Return ``value`` if it is an integer >= 1 (not a bool), else raise :class:`InputError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
 def check_spatial_dims(spatial_dims: int) -> int:
     """Return ``spatial_dims`` if it is 2 or 3, else raise :class:`InputError`."""
     if spatial_dims not in (2, 3):
@@ -93,8 +100,7 @@ class ConvBlock(nn.Sequential):
     """
 
     def __init__(self, spatial_dims: int, in_ch: int, out_ch: int, norm: Norm | str, n_convs: int = 2, stride: int = 1):
-        if n_convs < 1:
-            raise InputError(f"convs_per_level must be >= 1, got {n_convs}")
+        check_positive_int("convs_per_level", n_convs)
         super().__init__(
             *(
                 ConvNormAct(spatial_dims, in_ch if i == 0 else out_ch, out_ch, norm, stride=stride if i == 0 else 1)
@@ -112,8 +118,7 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, spatial_dims: int, in_ch: int, out_ch: int, norm: Norm | str, n_convs: int = 2, stride: int = 1):
         super().__init__()
-        if n_convs < 1:
-            raise InputError(f"convs_per_level must be >= 1, got {n_convs}")
+        check_positive_int("convs_per_level", n_convs)
         norm = Norm.parse(norm)
         self.body = nn.Sequential(
             *(

@@ -15,7 +15,7 @@ from monai.networks.nets import UNet as _MonaiUNet
 from torch import nn
 
 from versaseg.errors import InputError
-from versaseg.networks.blocks import Norm, check_spatial_dims
+from versaseg.networks.blocks import Norm, check_positive_int, check_spatial_dims
 from versaseg.networks.registry import register_network
 from versaseg.networks.unet import check_input, level_widths
 
@@ -50,8 +50,10 @@ class MonaiUNet(nn.Module):
     ):
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        self.in_channels = check_positive_int("in_channels", in_channels)
+        self.out_channels = check_positive_int("out_channels", out_channels)
+        if not isinstance(residual, bool):
+            raise InputError(f"residual must be true or false, got {residual!r}")
         self.widths = level_widths(depth, base_width, max_width)
         if depth < 2:
             raise InputError(f"monai-unet needs depth >= 2, got {depth}")
