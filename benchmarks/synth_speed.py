@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from docs_section import write_section
 
 SECTION = "## Synthetic brain generation"
 FREQUENCY_SECTION = "## Class frequencies"
@@ -124,27 +125,6 @@ def frequency_table(labels: dict[str, int], counts: np.ndarray, title: str) -> l
         lines.append(f"| {name} | {value} | {100 * volume[:, value].mean():.3f} | {share.mean():.2f} | "
                      f"{share.min():.2f} - {share.max():.2f} |")
     return lines + [""]
-
-
-def write_section(path: Path, title: str, section: str) -> None:
-    """Replace the section ``title`` of ``path`` (up to the next '## ' heading), or add it; atomic write."""
-    from versaseg.io.atomic import atomic_path
-
-    if path.exists():
-        lines = path.read_text().splitlines(keepends=True)
-        starts = [i for i, line in enumerate(lines) if line.rstrip() == title]
-        if starts:
-            start = starts[0]
-            end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-            tail = lines[end:]
-            text = "".join(lines[:start]) + section + ("\n" + "".join(tail) if tail else "")
-        else:
-            text = "".join(lines).rstrip("\n") + "\n\n" + section
-    else:
-        text = "# Benchmarks\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 def previews(brain_root: Path, basal_root: Path, images: Path, machine_name: str) -> list[Path]:

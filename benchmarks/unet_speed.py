@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from docs_section import write_section
+
 SECTION = "## U-Net speed versus MONAI UNet"
 NETWORKS = {
     "versaseg unet": "versaseg `unet(depth=4, base_width=16, norm='instance', residual=R)`: widths 16, 32, 64, 128;"
@@ -422,26 +424,6 @@ def render(rows: list[dict], quick: bool, threads: int, started: str, loads: tup
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of ``path`` (up to the next '## ' heading), or add it; atomic write."""
-    from versaseg.io.atomic import atomic_path
-
-    if path.exists():
-        lines = path.read_text().splitlines(keepends=True)
-        starts = [i for i, line in enumerate(lines) if line.rstrip() == SECTION]
-        if starts:
-            start = starts[0]
-            end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-            tail = lines[end:]
-            text = "".join(lines[:start]) + section + ("\n" + "".join(tail) if tail else "")
-        else:
-            text = "".join(lines).rstrip("\n") + "\n\n" + section
-    else:
-        text = "# Benchmarks\n\n" + section
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"), help="markdown file to update")
@@ -467,7 +449,8 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     wall = time.perf_counter() - t0
-    write_section(args.out, render(rows, args.quick, args.threads, started, (load_before, os.getloadavg()[0]), wall))
+    write_section(args.out, SECTION,
+                  render(rows, args.quick, args.threads, started, (load_before, os.getloadavg()[0]), wall))
     print(f"wrote {SECTION!r} to {args.out}")
 
 
