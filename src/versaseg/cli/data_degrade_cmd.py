@@ -15,6 +15,7 @@ import typer
 
 from versaseg.cli.common import user_errors
 from versaseg.errors import InputError
+from versaseg.io.atomic import replace_folder
 
 _HELP = (
     "Simulate incomplete, noisy teacher labels: keep only every K-th slice of a fully annotated label map and corrupt "
@@ -224,28 +225,10 @@ def _degrade_dataset(
             },
         }
         spec.save()
-        _replace_folder(tmp, out, overwrite)
+        replace_folder(tmp, out, overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"dataset": str(root), "output": str(out), "cases": reports}
-
-
-def _replace_folder(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Rename the finished folder ``tmp`` onto ``out``, moving an existing ``out`` aside first (only if overwrite)."""
-    if not (out.exists() or out.is_symlink()):
-        os.replace(tmp, out)
-        return
-    if not overwrite:
-        raise InputError("output exists; pass --overwrite to replace it", out)
-    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old.tmp", dir=out.parent))
-    old = trash / out.name
-    os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        os.replace(old, out)
-        raise
-    shutil.rmtree(trash, ignore_errors=True)
 
 
 @user_errors

@@ -64,3 +64,26 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
     return stale
+
+
+def replace_folder(tmp: str | Path, out: str | Path, overwrite: bool = True) -> None:
+    """Rename the finished folder ``tmp`` onto ``out``; an existing ``out`` is moved aside first and deleted after.
+
+    With ``overwrite=False`` an existing ``out`` is an InputError. If the final rename fails, the old folder is put
+    back, so ``out`` is always either the old or the new folder.
+    """
+    tmp, out = Path(tmp), Path(out)
+    if not (out.exists() or out.is_symlink()):
+        os.replace(tmp, out)
+        return
+    if not overwrite:
+        raise InputError("output exists; pass --overwrite to replace it", out)
+    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old.tmp", dir=out.parent))
+    old = trash / out.name
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(trash, ignore_errors=True)

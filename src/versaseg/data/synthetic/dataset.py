@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from versaseg.data.synthetic import brain
-from versaseg.data.synthetic.phantom import _move_into_place, case_seed
+from versaseg.data.synthetic.phantom import case_seed
 from versaseg.errors import InputError
+from versaseg.io.atomic import replace_folder
 from versaseg.io.dataset import DatasetSpec
 from versaseg.io.image import Volume, write_volume
 
@@ -88,7 +89,7 @@ def write_synth_dataset(
                 for index in range(cases + test_cases)]
         results = _run(jobs, workers, progress)
         _save_spec(tmp, results, cases, test_cases, seed, spacing_t, shape_t, label_set, labels, tiny)
-        _move_into_place(tmp, out)
+        replace_folder(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -31,6 +31,7 @@ import numpy as np
 from scipy import ndimage
 
 from versaseg.errors import InputError
+from versaseg.io.atomic import replace_folder
 from versaseg.io.dataset import DatasetSpec
 from versaseg.io.image import Volume, write_volume
 
@@ -131,7 +132,7 @@ def write_phantom_dataset(
     try:
         os.chmod(tmp, 0o755)
         _write_dataset_into(tmp, int(cases), int(test_cases), seed, shape, spacing)
-        _move_into_place(tmp, out)
+        replace_folder(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -181,22 +182,6 @@ def _write_dataset_into(root: Path, cases: int, test_cases: int, seed: int, shap
     }
     spec = DatasetSpec(root, dict(enumerate(CHANNELS)), dict(LABELS), ".nii.gz", cases, extra)
     spec.save()
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished ``tmp`` folder onto ``out``, replacing an existing (empty or overwritten) folder."""
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-    os.rmdir(old)
-    os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except OSError:
-        os.rename(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_geometry(shape, spacing) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
