@@ -1,8 +1,20 @@
-"""Shared by the benchmark scripts: replace one '## ' section of docs/benchmarks.md, keeping the others."""
+"""Shared by the benchmark scripts: the CPU's name, and replacing one '## ' section of docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
+
+
+def cpu_model() -> str:
+    """The CPU model from /proc/cpuinfo (platform.processor() elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def write_section(path: Path, title: str, section: str) -> None:

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from docs_section import write_section
+from docs_section import cpu_model, write_section
 
 SECTION = "## Synthetic brain generation"
 FREQUENCY_SECTION = "## Class frequencies"
@@ -87,14 +87,7 @@ def run_fresh(code: str, *args: str) -> tuple[float, dict]:
 
 
 def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (f"{model}, {os.cpu_count()} cores visible ({usable} usable), Python {platform.python_version()}, "
             f"numpy {np.__version__}, {platform.system()} {platform.release()}")

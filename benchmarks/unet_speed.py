@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from docs_section import write_section
+from docs_section import cpu_model, write_section
 
 SECTION = "## U-Net speed versus MONAI UNet"
 NETWORKS = {
@@ -325,14 +325,7 @@ def machine(threads: int) -> str:
     import monai
     import torch
 
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     threads = threads or torch.get_num_threads()
     return (
         f"{model}, {os.cpu_count()} cores visible, {threads} torch threads, torch {torch.__version__}, "

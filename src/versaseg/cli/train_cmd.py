@@ -63,9 +63,6 @@ def train(
                          seed=seed, num_workers=workers, tensorboard=tensorboard)
     if not resume:
         config.validate()
-    from versaseg.losses.registry import build_loss
-
-    build_loss(loss, 2)
     trainer = run_training(config, dataset, out, resume=resume, overwrite=overwrite, device=device)
     if trainer.dist.is_main:
         typer.echo(f"run written to {out}")

@@ -31,7 +31,7 @@ import numpy as np
 from versaseg.errors import InputError
 from versaseg.evaluation.metrics import METRICS, case_metrics, empty_metrics
 from versaseg.io.atomic import check_writable, write_text_atomic
-from versaseg.io.dataset import IGNORE_NAME, parse_labels
+from versaseg.io.dataset import IGNORE_NAME, parse_labels, read_json_object
 from versaseg.io.image import IMAGE_ENDINGS, Volume, case_name, read_volume
 
 MEAN_FOREGROUND = "mean foreground"
@@ -194,11 +194,8 @@ def load_labels(path: str | Path) -> tuple[dict[str, int], int | None]:
         path = path / "dataset.json"
     if not path.is_file():
         raise InputError("labels file not found (expected a dataset.json)", path)
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"invalid JSON ({exc})", path) from None
-    if not isinstance(data, dict) or "labels" not in data:
+    data = read_json_object(path)
+    if "labels" not in data:
         raise InputError("missing key 'labels'", path)
     labels = parse_labels(data["labels"], path)
     classes = {k: v for k, v in sorted(labels.items(), key=lambda kv: kv[1]) if v != 0 and k != IGNORE_NAME}

@@ -146,6 +146,17 @@ def group_channel_files(files: list[Path], num_channels: int | None = None) -> d
     return result
 
 
+def read_json_object(path: Path) -> dict:
+    """Parse a JSON file that must hold an object; InputError naming the file otherwise."""
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"invalid JSON ({exc})", path) from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path.name} must hold a JSON object", path)
+    return data
+
+
 def load_dataset(root: str | Path) -> DatasetSpec:
     """Parse and check ``root/dataset.json``; raises InputError naming the file and the problem."""
     root = Path(root)
@@ -154,12 +165,7 @@ def load_dataset(root: str | Path) -> DatasetSpec:
     path = root / "dataset.json"
     if not path.exists():
         raise InputError("dataset.json not found (expected the nnU-Net v2 layout)", path)
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"invalid JSON ({exc})", path) from None
-    if not isinstance(data, dict):
-        raise InputError("dataset.json must hold a JSON object", path)
+    data = read_json_object(path)
     channels = data.get("channel_names") or data.get("modality")  # 'modality': the Decathlon / nnU-Net v1 name
     if channels is None:
         if "channel_names" not in data:

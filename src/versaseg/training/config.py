@@ -70,6 +70,10 @@ class TrainConfig:
             raise InputError("--epochs and --iterations must be at least 1")
         if not 0 <= self.val_fraction < 1:
             raise InputError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        from versaseg.losses.registry import available_losses
+
+        if self.loss not in available_losses():
+            raise InputError(f"unknown --loss '{self.loss}'; valid: {', '.join(available_losses())}")
         if self.patch_size and len(self.patch_size) != self.spatial_dims:
             raise InputError(f"--patch-size needs {self.spatial_dims} values for --dim {self.dim}")
 
