@@ -172,3 +172,27 @@ class UpBlock(nn.Module):
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         """Upsample ``x`` to ``skip``'s size, concatenate along channels, convolve."""
         return self.convs(torch.cat([self.up(x), skip], dim=1))
+
+
+class PointwiseConv(nn.Linear):
+    """1x1(x1) convolution computed as one batched matrix product: ``(B, in_ch, *S) -> (B, out_ch, *S)``.
+
+    The same map as ``conv_nd(spatial_dims, in_ch, out_ch, 1)`` (and the same initialisation, ``nn.Linear``'s), but
+    on CPU, oneDNN's 1x1 convolutions on channel-first maps with few channels run up to 4x slower than this ``baddbmm``
+    (forward + backward), which matters at full resolution. Works for any number of spatial dimensions; the weight
+    is stored as ``(out_ch, in_ch)``.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, bias: bool = True):
+        super().__init__(in_ch, out_ch, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, in_ch, *S) -> (B, out_ch, *S)``."""
+        batch, _, *spatial = x.shape
+        flat = x.reshape(batch, self.in_features, -1)
+        weight = self.weight.expand(batch, -1, -1)
+        if self.bias is None:
+            out = torch.bmm(weight, flat)
+        else:
+            out = torch.baddbmm(self.bias[None, :, None], weight, flat)
+        return out.view(batch, self.out_features, *spatial)

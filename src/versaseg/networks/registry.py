@@ -26,6 +26,8 @@ _POSITIONAL = ("spatial_dims", "in_channels", "out_channels")
 _BUILTIN_MODULES = (
     "versaseg.networks.unet",
     "versaseg.networks.monai_unet",
+    "versaseg.networks.frrn",
+    "versaseg.networks.unet_frrn",
 )
 
 
