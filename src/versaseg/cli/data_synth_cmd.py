@@ -20,7 +20,8 @@ _HELP = (
     "Label sets (--labels): 'brain' = 1 cerebrum, 2 cerebellum, 3 brainstem (with the upper spinal cord), 4 vessels "
     "(a procedurally grown arterial tree: circle of Willis, cerebral and cerebellar arteries, cortical branches in the "
     "sulci; radius 2.5 mm tapering to 0.5 mm; about 0.5-1 % of the brain at 1.5 mm); 'basal-ganglia' = 1 caudate, "
-    "2 putamen, 3 pallidum. CSF, ventricles, dura, skull, scalp and neck are background.\n\n"
+    "2 putamen, 3 pallidum; 'structures' (the label-completion benchmark's) = 1 cerebrum without the basal "
+    "ganglia, 2 cerebellum, 3 brainstem, 4 basal ganglia (caudate + putamen + pallidum), vessels background. CSF, ventricles, dura, skull, scalp and neck are background.\n\n"
     "Each case: a random affine (rotation up to 10 degrees, scale about 0.9 of the MNI brain with +-10 % per axis, "
     "shear) and smooth nonlinear deformation, "
     "per-tissue intensities drawn per modality around MR priors (with a minimum contrast between tissues of different "
@@ -53,7 +54,7 @@ def synth_brain(
         "(176 x 208 x 176 mm) at --spacing.", show_default=False)] = None,
     labels: Annotated[str, typer.Option(
         "--labels", help="Label set: 'brain' (cerebrum, cerebellum, brainstem, vessels) or 'basal-ganglia' (caudate, "
-        "putamen, pallidum).")] = "brain",
+        "putamen, pallidum) or 'structures' (cerebrum, cerebellum, brainstem, basal ganglia).")] = "brain",
     tiny: Annotated[bool, typer.Option(
         "--tiny", help="A coarse 4 mm dataset (44 x 52 x 44 voxels) for unit tests: well under a second per case, "
         "same channels and labels.")] = False,

@@ -74,6 +74,7 @@ PARENCHYMA = (
 )
 CEREBRUM = ("cortex", "white_matter", "caudate", "putamen", "pallidum", "thalamus", "hippocampus", "amygdala",
             "accumbens", "ventral_dc")
+BASAL_GANGLIA = ("caudate", "putamen", "pallidum")
 INTRACRANIAL = ("dura", "csf", *PARENCHYMA)  # where a vessel may be drawn
 # label set -> {label name: tissues}; label values follow the order, background (0) is everything else.
 LABEL_SETS = {
@@ -84,6 +85,13 @@ LABEL_SETS = {
         "vessels": ("vessel",),
     },
     "basal-ganglia": {"caudate": ("caudate",), "putamen": ("putamen",), "pallidum": ("pallidum",)},
+    # the label-completion benchmark's structures; vessels are left out of every class (background)
+    "structures": {
+        "cerebrum": tuple(t for t in CEREBRUM if t not in BASAL_GANGLIA),
+        "cerebellum": ("cerebellum_cortex", "cerebellum_wm"),
+        "brainstem": ("brainstem",),
+        "basal_ganglia": BASAL_GANGLIA,
+    },
 }
 # MNI152 brains are larger than individual adult brains (~1.7 L of parenchyma here): cases are drawn at 0.9 times
 # the template size on average (~1.25 L), in a typical head field of view.
