@@ -1,0 +1,335 @@
+"""Label-completion benchmark: nearest-slice copy, shape interpolation, ITK's morphological contour interpolator
+(3D Slicer's "Fill between slices") and ``versaseg complete`` with each network, on sparse and noisy annotations.
+
+Every run takes a fully labelled case, keeps every K-th slice along one axis (the first at K // 2), corrupts a fraction
+of the kept slices (:func:`versaseg.data.degrade.degrade_label`, seed fixed per case/axis/K/noise), completes it with a
+method and scores the dense result against the full label: Dice and HD95 (mm) per class, and the method's wall time.
+
+Cases: synthetic brains (``versaseg data synth-brain --labels structures``: cerebrum, cerebellum, brainstem, basal
+ganglia; generated once into ``--data``) and, with ``--mni``, the real ICBM 2009c T1 template with the
+Neuromorphometrics atlas labels mapped to the same four classes.
+
+Results are appended to a JSON-lines file (``--results``); a run already in it is skipped, so repeated invocations with
+different grids accumulate (and a killed benchmark resumes). ``--docs`` rewrites the "## Label completion" section of
+docs/benchmarks.md from everything in the results file.
+
+    python benchmarks/completion.py --methods nearest,shape,itk --every 2,4,8,16 --noise 0,0.3 --axes 0,1,2
+    python benchmarks/completion.py --methods unet,frrn,unet-frrn --every 8 --noise 0,0.3 --axes 2
+    python benchmarks/completion.py --docs docs/benchmarks.md          # tables only
+
+ITK's interpolator is an optional extra: ``pip install itk-morphologicalcontourinterpolation``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from docs_section import cpu_model, write_section  # noqa: E402
+
+CLASSES = {1: "cerebrum", 2: "cerebellum", 3: "brainstem", 4: "basal ganglia"}
+IGNORE = 9
+CHEAP = ("nearest", "shape", "itk")
+TITLE = "## Label completion"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("benchmark_data/completion"),
+                        help="Folder for the generated cases (created once, reused).")
+    parser.add_argument("--cases", type=int, default=1, help="Synthetic cases to run on (test cases 0..N-1).")
+    parser.add_argument("--mni", action="store_true", help="Also run on the MNI152 template with atlas labels.")
+    parser.add_argument("--mni-only", action="store_true", help="Run only on the MNI152 template.")
+    parser.add_argument("--methods", default="nearest,shape,itk,unet",
+                        help="Comma list of nearest, shape, itk and network names (versaseg complete --network).")
+    parser.add_argument("--every", default="8", help="Comma list of K (annotate every K-th slice).")
+    parser.add_argument("--noise", default="0,0.3", help="Comma list of noisy-slice fractions.")
+    parser.add_argument("--axes", default="2", help="Comma list of annotation axes (0 = sagittal, 1 = coronal, "
+                        "2 = axial for these RAS volumes).")
+    parser.add_argument("--results", type=Path, default=Path("benchmark_data/completion/results.jsonl"))
+    parser.add_argument("--docs", type=Path, default=None, help="Rewrite the section of this markdown file.")
+    args = parser.parse_args()
+
+    methods = [m for m in args.methods.split(",") if m]
+    grid = [(axis, k, noise) for axis in _ints(args.axes) for k in _ints(args.every)
+            for noise in _floats(args.noise)]
+    cases = [] if args.mni_only else synthetic_cases(args.data, args.cases)
+    if args.mni or args.mni_only:
+        cases.append(mni_case(args.data))
+    done = {row["key"] for row in read_results(args.results)}
+    todo = [(c, a, k, n, m) for c in cases for (a, k, n) in grid for m in methods
+            if run_key(c["name"], a, k, n, m) not in done]
+    print(f"{len(todo)} runs to do ({len(done)} already in {args.results})", flush=True)
+    for number, (case, axis, every, noise, method) in enumerate(todo, 1):
+        row = run_one(case, axis, every, noise, method)
+        if row is None:
+            continue
+        append_result(args.results, row)
+        mean = np.mean([row["dice"][str(c)] for c in CLASSES])
+        print(f"[{number}/{len(todo)}] {row['key']}: mean Dice {mean:.3f}, {row['seconds']:.1f} s", flush=True)
+    if args.docs is not None:
+        write_section(args.docs, TITLE, render(read_results(args.results)))
+        print(f"wrote '{TITLE}' in {args.docs}")
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v]
+
+
+def run_key(case: str, axis: int, every: int, noise: float, method: str) -> str:
+    return f"{case}|axis{axis}|K{every}|noise{noise:g}|{method}"
+
+
+# -- cases ---------------------------------------------------------------------------------------------------------
+
+
+def synthetic_cases(data: Path, count: int) -> list[dict]:
+    """Test cases synth_0NN of a 'structures' dataset at 1.5 mm (generated into data/structures if missing)."""
+    from versaseg.data.synthetic.dataset import write_synth_dataset
+
+    root = data / "structures"
+    if not (root / "dataset.json").exists() or len(list((root / "labelsTs").glob("*.nii.gz"))) < count:
+        print(f"generating {count} synthetic test cases into {root}", flush=True)
+        write_synth_dataset(root, cases=1, test_cases=count, seed=7, label_set="structures", overwrite=True)
+    labels = sorted((root / "labelsTs").glob("*.nii.gz"))[:count]
+    cases = []
+    for label in labels:
+        name = label.name.removesuffix(".nii.gz")
+        cases.append({"name": name, "label": label,
+                      "images": sorted((root / "imagesTs").glob(f"{name}_*.nii.gz"))})
+    return cases
+
+
+def mni_case(data: Path) -> dict:
+    """The ICBM 2009c T1 template (real MR) with the atlas labels as the four classes, at 1.5 mm (written once)."""
+    from versaseg.data.synthetic import brain
+
+    root = data / "mni152"
+    image, label = root / "mni152_0000.nii.gz", root / "mni152_label.nii.gz"
+    if not label.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        reference = brain.build_reference(1.5)
+        truth = brain.tissue_to_label("structures")[reference.tissue]
+        nib.save(nib.Nifti1Image(reference.template.astype(np.float32), reference.affine), image)
+        nib.save(nib.Nifti1Image(truth.astype(np.uint8), reference.affine), label)
+    return {"name": "mni152", "label": label, "images": [image]}
+
+
+# -- one run -------------------------------------------------------------------------------------------------------
+
+
+def run_one(case: dict, axis: int, every: int, noise: float, method: str) -> dict | None:
+    from versaseg.data.degrade import degrade_label
+    from versaseg.evaluation.metrics import dice, hd95
+
+    truth_nii = nib.load(case["label"])
+    truth = np.asarray(truth_nii.dataobj).astype(np.int16)
+    spacing = tuple(float(s) for s in truth_nii.header.get_zooms()[:3])
+    seed = [sum(ord(ch) for ch in case["name"]), axis, every, int(round(noise * 100))]
+    sparse, report = degrade_label(truth, every, axis=axis, offset=every // 2, noisy_fraction=noise, seed=seed,
+                                   ignore_label=IGNORE)
+    wrong = sorted(s.index for s in report.slices if s.kind)
+    started = time.perf_counter()
+    extra: dict = {}
+    if method == "nearest" or method == "shape":
+        dense = slice_method(sparse, axis, spacing, method)
+    elif method == "itk":
+        dense = itk_interpolation(np.where(sparse == IGNORE, 0, sparse), axis)
+        if dense is None:
+            print("skipping itk: pip install itk-morphologicalcontourinterpolation", flush=True)
+            return None
+    else:
+        dense, extra = versaseg_complete(case, sparse, truth_nii.affine, method)
+    seconds = time.perf_counter() - started
+    row = {"key": run_key(case["name"], axis, every, noise, method), "case": case["name"], "axis": axis,
+           "every": every, "noise": noise, "method": method, "seconds": round(seconds, 2),
+           "dice": {str(c): round(dice(dense == c, truth == c), 4) for c in CLASSES},
+           "hd95": {str(c): round(hd95(dense == c, truth == c, spacing), 2) for c in CLASSES},
+           "truly_wrong": wrong, **extra}
+    return row
+
+
+def slice_method(sparse: np.ndarray, axis: int, spacing: tuple, method: str) -> np.ndarray:
+    from versaseg.data.slice_interpolation import nearest_slice_copy, shape_interpolation
+
+    slices_first = np.moveaxis(sparse, axis, 0)
+    ids = np.flatnonzero((slices_first != IGNORE).any(axis=(1, 2)))
+    annotated = slices_first[ids]
+    if method == "nearest":
+        dense = nearest_slice_copy(annotated, ids, slices_first.shape[0])
+    else:
+        plane = tuple(spacing[d] for d in range(3) if d != axis)
+        dense = shape_interpolation(annotated, ids, slices_first.shape[0], list(CLASSES), (spacing[axis], *plane))
+    return np.moveaxis(dense, 0, axis)
+
+
+def itk_interpolation(sparse_zero: np.ndarray, axis: int) -> np.ndarray | None:
+    """ITK MorphologicalContourInterpolator along ``axis`` (unannotated slices are 0, the Slicer convention)."""
+    try:
+        import itk
+    except ImportError:
+        return None
+    array = np.ascontiguousarray(np.transpose(sparse_zero.astype(np.uint8), (2, 1, 0)))  # ITK arrays are (z, y, x)
+    image = itk.image_from_array(array)
+    interpolator = itk.MorphologicalContourInterpolator.New(image)
+    interpolator.SetAxis(int(axis))
+    interpolator.Update()
+    return np.transpose(np.array(itk.array_from_image(interpolator.GetOutput())), (2, 1, 0)).astype(np.int16)
+
+
+def versaseg_complete(case: dict, sparse: np.ndarray, affine: np.ndarray, network: str) -> tuple[np.ndarray, dict]:
+    """``versaseg complete`` through its API on files (the CLI's path): returns the dense label and report facts."""
+    from versaseg.data.case import load_case
+    from versaseg.io.dataset import CaseFiles
+    from versaseg.tasks.completion import CompletionSettings, complete_case
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sparse.nii.gz"
+        nib.save(nib.Nifti1Image(sparse.astype(np.uint8), affine), path)
+        loaded = load_case(CaseFiles(case["name"], list(case["images"]), path))
+        settings = CompletionSettings(network=network, network_kwargs={})
+        result = complete_case(loaded, IGNORE, "auto", settings, progress=lambda message: None)
+    judged = [s["slice"] for s in result.report["slices_judged_wrong"]]
+    return result.labels.astype(np.int16), {"judged_wrong": judged,
+                                            "voxels_corrected": result.report["voxels_corrected"]}
+
+
+# -- results -------------------------------------------------------------------------------------------------------
+
+
+def read_results(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def append_result(path: Path, row: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
+def _mean_dice(row: dict) -> float:
+    return float(np.mean([row["dice"][str(c)] for c in CLASSES]))
+
+
+def _mean_hd95(row: dict) -> float:
+    return float(np.mean([row["hd95"][str(c)] for c in CLASSES]))
+
+
+def _select(rows: list[dict], **where) -> list[dict]:
+    return [r for r in rows if all(r[k] == v for k, v in where.items())]
+
+
+def _avg(rows: list[dict], value) -> float:
+    return float(np.mean([value(r) for r in rows]))
+
+
+LABELS = {"nearest": "nearest slice copy", "shape": "shape interpolation (signed distance)",
+          "itk": "ITK MorphologicalContourInterpolator"}
+
+
+def render(rows: list[dict]) -> str:
+    """The markdown section from all result rows."""
+    if not rows:
+        return f"{TITLE}\n\nNo results yet.\n"
+    methods = {r["method"] for r in rows}
+    order = [m for m in CHEAP if m in methods] + sorted(methods - set(CHEAP))
+    lines = [TITLE, "",
+             f"`python benchmarks/completion.py …` on {cpu_model()} (2 cores, no GPU). Every K-th slice kept (the "
+             "first at K // 2), a fraction of the kept slices corrupted by `versaseg data degrade`'s corruption "
+             "kinds (leak, over, under, jitter, shift, missed), completed, and scored against the full label. Dice "
+             "and HD95 (mm) per class; time is the method's wall time per volume. Synthetic cases are 1.5 mm "
+             "`synth-brain --labels structures` test cases (117 x 139 x 117 voxels); `mni152` is the real ICBM "
+             "2009c T1 template (1.5 mm) with the Neuromorphometrics atlas labels. versaseg rows use the "
+             "`versaseg complete` defaults with the network named.", ""]
+    for title, part in (("Synthetic brains", [r for r in rows if r["case"] != "mni152"]),
+                        ("MNI152 template (real image, atlas labels)", _select(rows, case="mni152"))):
+        if part:
+            lines += [f"### {title}", ""] + _tables(part, order)
+    return "\n".join(lines) + "\n"
+
+
+def _tables(part: list[dict], order: list[str]) -> list[str]:
+    lines: list[str] = []
+    headline = [r for r in part if r["every"] == 8 and r["noise"] == 0.3]
+    if headline:
+        lines += ["K = 8, 30 % noisy slices (mean over the runs: cases x axes):", "",
+                  "| method | " + " | ".join(f"Dice {n}" for n in CLASSES.values())
+                  + " | mean Dice | mean HD95 mm | time s | runs |", "|---" * (len(CLASSES) + 5) + "|"]
+        for method in order:
+            sub = _select(headline, method=method)
+            if sub:
+                cells = [f"{_avg(sub, lambda r, c=c: r['dice'][str(c)]):.3f}" for c in CLASSES]
+                lines.append(f"| {LABELS.get(method, 'versaseg complete --network ' + method)} | "
+                             + " | ".join(cells) + f" | **{_avg(sub, _mean_dice):.3f}** | "
+                             f"{_avg(sub, _mean_hd95):.1f} | {_avg(sub, lambda r: r['seconds']):.0f} | {len(sub)} |")
+        lines.append("")
+    settings = sorted({(r["every"], r["noise"]) for r in part})
+    lines += ["Mean foreground Dice by K and noisy fraction (mean over the cases and axes run, run count in "
+              "brackets; '–' = not run):", "",
+              "| method | " + " | ".join(f"K={k}, {round(n * 100)} %" for k, n in settings) + " |",
+              "|---" * (len(settings) + 1) + "|"]
+    for method in order:
+        cells = []
+        for k, n in settings:
+            sub = _select(part, method=method, every=k, noise=n)
+            cells.append("–" if not sub else f"{_avg(sub, _mean_dice):.3f} ({len(sub)})")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines.append("")
+    axes = sorted({r["axis"] for r in part})
+    if len(axes) > 1:
+        lines += ["Mean foreground Dice by annotation axis (all K and noise levels run on that axis):", "",
+                  "| method | " + " | ".join(f"axis {a}" for a in axes) + " |", "|---" * (len(axes) + 1) + "|"]
+        for method in order:
+            cells = []
+            for a in axes:
+                sub = _select(part, method=method, axis=a)
+                cells.append("–" if not sub else f"{_avg(sub, _mean_dice):.3f} ({len(sub)})")
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines + verdicts(part, order)
+
+
+def verdicts(part: list[dict], order: list[str]) -> list[str]:
+    """The issue's targets, checked on the runs present (paired with ITK on identical case/axis/K/noise)."""
+    def key(r: dict) -> tuple:
+        return r["case"], r["axis"], r["every"], r["noise"]
+
+    itk = {key(r): _mean_dice(r) for r in _select(part, method="itk")}
+    out = ["Targets:", ""]
+    for method in [m for m in order if m not in CHEAP]:
+        mine = _select(part, method=method)
+        paired = [(r, itk[key(r)]) for r in mine if key(r) in itk]
+        if not paired:
+            continue
+        head = [(r, i) for r, i in paired if r["every"] == 8 and r["noise"] == 0.3]
+        line = f"- `{method}`: "
+        if head:
+            dice_8 = float(np.mean([_mean_dice(r) for r, _ in head]))
+            gain = float(np.mean([_mean_dice(r) - i for r, i in head]))
+            line += (f"K=8/30 %: mean Dice {dice_8:.3f} (target >= 0.90: {'met' if dice_8 >= 0.90 else 'missed'}), "
+                     f"{gain:+.3f} over ITK (target >= +0.05: {'met' if gain >= 0.05 else 'missed'}); ")
+        worst = min(_mean_dice(r) - i for r, i in paired)
+        slowest = max(r["seconds"] for r in mine)
+        line += (f"worst difference to ITK over {len(paired)} paired runs {worst:+.3f} (target never below: "
+                 f"{'met' if worst >= 0 else 'missed'}); time {_avg(mine, lambda r: r['seconds']):.0f} s per volume "
+                 f"on average, max {slowest:.0f} s (target < 120 s: {'met' if slowest < 120 else 'missed'}).")
+        out.append(line)
+    return out + [""]
+
+
+if __name__ == "__main__":
+    main()
