@@ -199,7 +199,7 @@ def versaseg_complete(case: dict, sparse: np.ndarray, affine: np.ndarray, networ
         path = Path(tmp) / "sparse.nii.gz"
         nib.save(nib.Nifti1Image(sparse.astype(np.uint8), affine), path)
         loaded = load_case(CaseFiles(case["name"], list(case["images"]), path))
-        settings = CompletionSettings(network=network, network_kwargs={})
+        settings = CompletionSettings(network=network)
         result = complete_case(loaded, IGNORE, "auto", settings, progress=lambda message: None)
     judged = [s["slice"] for s in result.report["slices_judged_wrong"]]
     return result.labels.astype(np.int16), {"judged_wrong": judged,

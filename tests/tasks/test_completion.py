@@ -10,9 +10,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
+from versaseg.data.case import load_case
 from versaseg.errors import InputError
-from versaseg.tasks.completion import annotation_mask
+from versaseg.io.dataset import CaseFiles
+from versaseg.tasks.completion import CompletionSettings, PriorResidualNetwork, annotation_mask, complete_case
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import write_tiny_dataset  # noqa: E402
@@ -57,7 +60,7 @@ def test_complete_reconstructs_unannotated_slices(tmp_path):
     nib.save(nib.Nifti1Image(sparse, full.affine), tmp_path / "sparse.nii.gz")
     images = [data / "imagesTr" / f"tiny_000_{c:04d}.nii.gz" for c in range(2)]
     result = _cli(*images, "--labels", tmp_path / "sparse.nii.gz", "--ignore-label", 9, "--out",
-                  tmp_path / "dense.nii.gz", "--iterations", 60, "--cleanse-iterations", 20, "--device", "cpu",
+                  tmp_path / "dense.nii.gz", "--iterations", 40, "--device", "cpu",
                   "--report", tmp_path / "report.json")
     assert result.returncode == 0, result.stderr
     out = nib.load(tmp_path / "dense.nii.gz")
@@ -85,3 +88,64 @@ def test_geometry_mismatch_is_reported(tmp_path):
     result = _cli(tmp_path / "img.nii.gz", "--labels", tmp_path / "lab.nii.gz", "--out", tmp_path / "o.nii.gz")
     assert result.returncode == 2 and "lab.nii.gz" in result.stderr and "shape" in result.stderr
     assert not (tmp_path / "o.nii.gz").exists()
+
+
+def _ball_case(tmp_path: Path, sparse: np.ndarray, image: np.ndarray):
+    affine = np.diag([1.5, 1.5, 2.0, 1.0])
+    nib.save(nib.Nifti1Image(image.astype(np.float32), affine), tmp_path / "img.nii.gz")
+    nib.save(nib.Nifti1Image(sparse.astype(np.uint8), affine), tmp_path / "sparse.nii.gz")
+    return load_case(CaseFiles("ball", [tmp_path / "img.nii.gz"], tmp_path / "sparse.nii.gz"))
+
+
+def _ball(shape=(40, 40, 36)) -> tuple[np.ndarray, np.ndarray]:
+    """An ellipsoid (class 1) with a smaller core (class 2), bright/brighter in a noisy image."""
+    x, y, z = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    r = np.sqrt(((x - 20) / 13) ** 2 + ((y - 19) / 11) ** 2 + ((z - 17) / 13) ** 2)
+    truth = np.where(r <= 1, 1, 0) + np.where(r <= 0.45, 1, 0)
+    image = truth * 1.0 + np.random.default_rng(0).normal(0, 0.15, shape)
+    return truth.astype(np.int16), image
+
+
+def _dice(a, b):
+    return 2 * np.sum(a & b) / (np.sum(a) + np.sum(b))
+
+
+def test_completion_extrapolates_and_flags_a_wrong_slice(tmp_path):
+    truth, image = _ball()
+    annotated = list(range(8, 28, 2))  # the ellipsoid spans z = 4..30: it continues past both end slices
+    sparse = np.full(truth.shape, 9, np.int16)
+    sparse[:, :, annotated] = truth[:, :, annotated]
+    wrong = annotated[3]
+    sparse[:, :, wrong] = 0
+    sparse[2:12, 2:12, wrong] = 1  # drawn in the wrong place: the ellipsoid is missing, a square is labelled
+    case = _ball_case(tmp_path, sparse, image)
+    settings = CompletionSettings(iterations=80, seed=0)
+    result = complete_case(case, 9, "auto", settings, progress=lambda m: None)
+    labels = result.labels
+    assert result.report["annotation_axis"] == 2
+    assert [s["slice"] for s in result.report["slices_judged_wrong"]] == [wrong]
+    assert _dice(labels[:, :, wrong] == 1, truth[:, :, wrong] == 1) > 0.8  # corrected from ~0
+    between = [z for z in range(8, 27) if z not in annotated]
+    for value in (1, 2):
+        assert _dice(labels[:, :, between] == value, truth[:, :, between] == value) > 0.8
+    beyond = [5, 6, 7, 28, 29]
+    assert _dice(labels[:, :, beyond] == 1, truth[:, :, beyond] == 1) > 0.7  # extrapolated from the image
+    clean = [z for z in annotated if z != wrong]
+    np.testing.assert_array_equal(labels[:, :, clean], truth[:, :, clean])  # clean slices are kept
+
+
+def test_prior_residual_network_starts_from_the_prior():
+    class Zero(torch.nn.Module):
+        required_divisor = 4
+
+        def forward(self, x):
+            return torch.zeros(x.shape[0], 3, *x.shape[2:])
+
+    prior = torch.zeros(1, 2, 8, 8) - 1
+    prior[0, 0, :4] = 1  # class 1 in the top half
+    prior[0, 1, 6:, 6:] = 1  # class 2 in a corner
+    x = torch.cat([torch.randn(1, 1, 8, 8), prior], dim=1)
+    wrapped = PriorResidualNetwork(Zero(), num_classes=3)
+    labels = wrapped(x).argmax(1)[0]
+    assert wrapped.required_divisor == 4
+    assert (labels[:4] == 1).all() and (labels[6:, 6:] == 2).all() and (labels[4:6] == 0).all()

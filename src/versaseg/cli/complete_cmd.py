@@ -21,11 +21,11 @@ def complete(
                                      "ones (3D Slicer convention)."),
     axis: str = typer.Option("auto", help="Annotation axis of the stored array: auto | 0 | 1 | 2."),
     network: str = typer.Option("unet", help="Network from the registry (see `versaseg networks`)."),
-    iterations: int = typer.Option(240, help="Training iterations (batches of 16 slices) of the final model."),
-    cleanse_iterations: int = typer.Option(100, help="Iterations of each of the two cross-fold cleansing models."),
+    iterations: int = typer.Option(120, help="Training iterations (batches of 16 slices) of each of the two "
+                                   "models (one per fold of the annotated slices; one model with --no-cleanse)."),
     cleanse: bool = typer.Option(True, "--cleanse/--no-cleanse", help="Find and correct wrong annotated slices."),
-    confidence: float = typer.Option(0.9, help="Held-out probability above which an annotated voxel that "
-                                     "disagrees is corrected."),
+    confidence: float = typer.Option(0.9, help="On a slice judged wrong, held-out probability above which a "
+                                     "voxel that disagrees with the annotation is corrected."),
     seed: int = typer.Option(0, help="Random seed."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     report: Path = typer.Option(None, "--report", help="JSON report: slices judged wrong, voxels corrected, time."),
@@ -47,8 +47,8 @@ def complete(
     if report is not None:
         check_writable(report, overwrite)
     case = load_case(CaseFiles("case", list(images), labels))
-    settings = CompletionSettings(network=network, iterations=iterations, cleanse_iterations=cleanse_iterations,
-                                  cleanse=cleanse, confidence=confidence, seed=seed,
+    settings = CompletionSettings(network=network, iterations=iterations, cleanse=cleanse, confidence=confidence,
+                                  seed=seed,
                                   device=str(resolve_device(device)))
     result = complete_case(case, ignore_label, "auto" if axis == "auto" else int(axis), settings,
                            progress=lambda msg: typer.echo(msg, err=True))

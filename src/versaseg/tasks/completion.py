@@ -27,10 +27,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 
+from versaseg.data.augment import build_augmentation
 from versaseg.data.case import Case
 from versaseg.data.normalization import fit_normalization, normalize
 from versaseg.data.sampling import TrainingVolume
+from versaseg.data.slice_interpolation import (
+    interpolate_distances,
+    leave_one_out_distances,
+    slice_signed_distances,
+)
 from versaseg.errors import InputError
 from versaseg.inference.window import predict_probabilities
 from versaseg.networks.registry import build_network
@@ -45,24 +52,31 @@ class CompletionSettings:
     """How hard to work. Iterations are batches of ``batch_size`` slices."""
 
     network: str = "unet"
-    network_kwargs: dict = field(default_factory=lambda: {"depth": 4, "base_width": 16})
-    iterations: int = 240
-    cleanse_iterations: int = 100
+    network_kwargs: dict = field(default_factory=lambda: {"depth": 4, "base_width": 8})
+    iterations: int = 120
     batch_size: int = 16
     learning_rate: float = 3e-3
     cleanse: bool = True
     confidence: float = 0.9
     seed: int = 0
     augmentation: str = "light"
+    margin_mm: float = 15.0
+    prior_softness_mm: float = 3.0
+    prior_strength: float = 3.0
+    perturbed_copies: int = 2
     device: str = "cpu"
 
 
 @dataclass
 class SliceVerdict:
+    """One annotated slice checked against a model that did not train on it. Maps are (H, W) in the working region."""
+
     index: int
     agreement: float
     judged_wrong: bool
     voxels_corrected: int
+    predicted: np.ndarray
+    confident: np.ndarray
 
 
 @dataclass
@@ -120,48 +134,110 @@ def _slice_fraction(mask: np.ndarray, axis: int) -> float:
 
 
 def _slice_agreement(annotation: np.ndarray, prediction: np.ndarray) -> float:
-    """Mean Dice over the classes present in either 2D map (1.0 when both are empty)."""
-    classes = np.union1d(np.unique(annotation), np.unique(prediction))
-    classes = classes[classes > 0]
-    if not len(classes):
+    """Foreground voxels labelled alike / foreground voxels of either map (1.0 when both are empty): a multi-class
+    overlap dominated by the large structures, which a held-out model predicts reliably."""
+    union = (annotation > 0) | (prediction > 0)
+    if not union.any():
         return 1.0
-    scores = [2 * np.sum((annotation == c) & (prediction == c)) / (np.sum(annotation == c) +
-                                                                  np.sum(prediction == c)) for c in classes]
-    return float(np.mean(scores))
+    return float(np.sum(union & (annotation == prediction)) / np.sum(union))
 
 
-class _SliceModel:
-    """Trains a 2D network along ``axis`` on the voxels of ``train_label`` that are not ``ignore`` and predicts."""
+class PriorResidualNetwork(torch.nn.Module):
+    """Logits = ``prior_strength`` x prior + network(image, prior): the network learns a correction of the prior.
 
-    def __init__(self, image: np.ndarray, num_classes: int, axis: int, settings: CompletionSettings, seed: int):
-        self.image, self.num_classes, self.axis, self.settings, self.seed = image, num_classes, axis, settings, seed
+    The prior channels (the last K - 1 input channels, in [-1, 1]) become foreground logits (background 0), so an
+    untrained model (whose logits are small) reproduces the shape interpolation and training only learns where the
+    image says otherwise: a strong start with the few hundred iterations a completion can afford, and no small class
+    forgotten early on.
 
-    def fit_predict(self, train_label: np.ndarray, iterations: int) -> torch.Tensor:
-        """train_label: (X, Y, Z) with class indices and ``num_classes`` as ignore. Returns probs (K, X, Y, Z)."""
+    ``forward(x: (B, C + K - 1, *spatial)) -> (B, K, *spatial)``.
+    """
+
+    def __init__(self, network: torch.nn.Module, num_classes: int, prior_strength: float = 3.0):
+        super().__init__()
+        self.network, self.num_classes, self.prior_strength = network, num_classes, prior_strength
+        self.required_divisor = int(getattr(network, "required_divisor", 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        prior = x[:, x.shape[1] - (self.num_classes - 1):] * self.prior_strength
+        prior_logits = torch.cat([torch.zeros_like(prior[:, :1]), prior], dim=1)
+        return prior_logits + self.network(x)
+
+
+class _PriorGuidedModel:
+    """A 2D network along S that reads the image *and* the interpolated shape prior and outputs class probabilities.
+
+    image: (C + K - 1, S, H, W) float32: normalised image channels followed by one prior channel per foreground class.
+    """
+
+    def __init__(self, image: np.ndarray, num_classes: int, settings: CompletionSettings, seed: int):
+        self.image, self.num_classes, self.settings, self.seed = image, num_classes, settings, seed
+        self.network: torch.nn.Module | None = None
+        self.patch_size: list[int] = []
+
+    def fit(self, train_label: np.ndarray, iterations: int) -> None:
+        """train_label: (S, H, W) class indices, ``num_classes`` where not used for training."""
         s = self.settings
         torch.manual_seed(self.seed)
-        network = build_network(s.network, 2, self.image.shape[0], self.num_classes, **s.network_kwargs)
-        divisor = int(getattr(network, "required_divisor", 1))
-        epochs = max(1, iterations // 20)
-        config = TrainConfig(network=s.network, network_kwargs=s.network_kwargs, dim="2d", axis=self.axis,
-                             patch_size=default_patch_size([self.image.shape[1:]], "2d", self.axis, divisor),
-                             batch_size=s.batch_size, epochs=epochs,
+        network = PriorResidualNetwork(
+            build_network(s.network, 2, self.image.shape[0], self.num_classes, **s.network_kwargs), self.num_classes,
+            s.prior_strength)
+        self.patch_size = default_patch_size([self.image.shape[1:]], "2d", 0, network.required_divisor)
+        epochs = max(1, iterations // 25)
+        config = TrainConfig(network=s.network, network_kwargs=s.network_kwargs, dim="2d", axis=0,
+                             patch_size=self.patch_size, batch_size=s.batch_size, epochs=epochs,
                              iterations_per_epoch=max(1, iterations // epochs), learning_rate=s.learning_rate,
                              augmentation=s.augmentation, seed=self.seed, val_fraction=0.0,
                              labels={**{f"class_{k}": k for k in range(self.num_classes)},
                                      "ignore": self.num_classes},
                              ignore_label=self.num_classes)
-        rng = np.random.default_rng(self.seed)
-        volume = TrainingVolume.from_arrays("case", self.image, train_label, self.num_classes, rng)
-        from versaseg.data.augment import build_augmentation
-
-        device = torch.device(s.device)
+        volume = TrainingVolume.from_arrays("case", self.image, train_label, self.num_classes,
+                                            np.random.default_rng(self.seed))
         with tempfile.TemporaryDirectory(prefix="versaseg-complete-") as run_dir:
-            trainer = Trainer(config, network, [volume], [], Path(run_dir), device, DistInfo(),
+            trainer = Trainer(config, network, [volume], [], Path(run_dir), torch.device(s.device), DistInfo(),
                               augment=build_augmentation(s.augmentation, 2), persist=False)
             trainer.fit()
-        return predict_probabilities(trainer.network, torch.from_numpy(self.image), "2d", self.axis,
-                                     config.patch_size, batch_size=s.batch_size, device=device)
+        self.network = trainer.network
+
+    def predict(self, image: np.ndarray) -> torch.Tensor:
+        """image: (C + K - 1, T, H, W) -> probabilities (K, T, H, W)."""
+        return predict_probabilities(self.network, torch.from_numpy(np.ascontiguousarray(image)), "2d", 0,
+                                     self.patch_size, batch_size=self.settings.batch_size,
+                                     device=torch.device(self.settings.device))
+
+
+def _prior_channels(distances: np.ndarray, softness_mm: float) -> np.ndarray:
+    """(T, K, H, W) signed distances (mm) -> (K, T, H, W) prior channels in [-1, 1] (+1 deep inside the class)."""
+    return np.tanh(-distances / softness_mm).transpose(1, 0, 2, 3).astype(np.float32)
+
+
+def _perturbed(distances: np.ndarray, spacing_2d: tuple, rng: np.random.Generator) -> np.ndarray:
+    """The annotated slices' own signed distances (N, K, H, W) with smooth random errors: what an interpolated prior
+    close to an annotated slice looks like (boundaries off by a few mm), as opposed to the leave-one-out prior from
+    twice the annotation gap away. Both kinds teach the network how far to trust the prior."""
+    out = distances.copy()
+    sigma = 10.0 / np.asarray(spacing_2d)  # ~10 mm smooth error fields
+    for n in range(out.shape[0]):
+        for k in range(out.shape[1]):
+            field = ndimage.gaussian_filter(rng.standard_normal(out.shape[2:]), sigma)
+            field *= rng.uniform(0.5, 3.0) / max(float(field.std()), 1e-6)
+            out[n, k] += (field + rng.uniform(-2.0, 2.0)).astype(np.float32)
+    return out
+
+
+def _crop_box(classes: np.ndarray, slice_ids: np.ndarray, ignore: int, spacing: tuple, margin_mm: float) -> tuple:
+    """Slices of the slice-first volume (S, H, W) worth predicting: the annotated foreground's in-plane bounding box
+    plus ``margin_mm``, and along S one gap beyond the first and last annotated slice."""
+    annotated = classes[slice_ids]
+    foreground = (annotated > 0) & (annotated != ignore)
+    gap = int(np.max(np.diff(slice_ids))) if len(slice_ids) > 1 else 1
+    box = [slice(max(0, int(slice_ids[0]) - gap), min(classes.shape[0], int(slice_ids[-1]) + gap + 1))]
+    for d in (1, 2):
+        other = tuple(a for a in (0, 1, 2) if a != d)
+        hits = np.flatnonzero(foreground.any(axis=other))
+        margin = int(np.ceil(margin_mm / spacing[d]))
+        box.append(slice(max(0, int(hits[0]) - margin), min(classes.shape[d], int(hits[-1]) + margin + 1)))
+    return tuple(box)
 
 
 def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto",
@@ -175,8 +251,7 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
     sparse = case.label
     stored_sparse = case.to_original(sparse)
     annotated_stored, stored_axis = annotation_mask(stored_sparse, ignore_label, axis)
-    # the canonical axis that the stored annotation axis became
-    canonical_axis = int(case.orientation[stored_axis, 0])
+    canonical_axis = int(case.orientation[stored_axis, 0])  # the canonical axis the stored annotation axis became
     annotated = _to_canonical_mask(annotated_stored, case)
     values = np.unique(sparse[annotated])
     values = values[values != ignore_label] if ignore_label is not None else values
@@ -187,60 +262,147 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
     index_of = {int(v): i for i, v in enumerate(values)}
     ignore = num_classes
     classes = np.full(sparse.shape, ignore, np.int16)
-    lut = np.vectorize(index_of.get)
-    classes[annotated] = lut(sparse[annotated])
-    image = normalize(case.image, fit_normalization([case.image], [classes], [f"ch{i}" for i in
-                                                                             range(case.image.shape[0])], ignore))
-    slice_ids = np.flatnonzero(annotated.any(axis=tuple(d for d in range(3) if d != canonical_axis)))
-    progress(f"{len(slice_ids)} annotated slices along stored axis {stored_axis}; {num_classes - 1} classes")
+    classes[annotated] = np.vectorize(index_of.get)(sparse[annotated])
+    channels = [f"ch{i}" for i in range(case.image.shape[0])]
+    image = normalize(case.image, fit_normalization([case.image], [classes], channels, ignore))
+
+    # slice-first arrays: S along the annotation axis
+    classes_s = np.moveaxis(classes, canonical_axis, 0)
+    image_s = np.moveaxis(image, canonical_axis + 1, 1)
+    spacing = tuple(float(case.spacing[a]) for a in (canonical_axis, *(d for d in range(3) if d != canonical_axis)))
+    all_ids = np.flatnonzero(np.moveaxis(annotated, canonical_axis, 0).any(axis=(1, 2)))
+    if len(all_ids) < 2:
+        raise InputError(f"only {len(all_ids)} annotated slice along axis {stored_axis}: completion needs at least 2")
+    box = _crop_box(classes_s, all_ids, ignore, spacing, settings.margin_mm)
+    classes_c = classes_s[box]
+    image_c = np.ascontiguousarray(image_s[(slice(None), *box)])
+    ids = all_ids - box[0].start
+    foreground = list(range(1, num_classes))
+    progress(f"{len(ids)} annotated slices along stored axis {stored_axis}; {num_classes - 1} classes; "
+             f"working region {classes_c.shape}")
+
+    def network_input(priors: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """Image + prior channels (C + K - 1, len(at), H, W)."""
+        return np.concatenate([image_c[:, at], priors], axis=0)
+
+    annotations = classes_c[ids].copy()  # (N, H, W)
+    distances = slice_signed_distances(annotations, foreground, spacing[1:])
+    # training examples: each annotated slice with its leave-one-out prior, plus copies with perturbed priors
+    rng = np.random.default_rng(settings.seed)
+    example_distances = [leave_one_out_distances(distances, ids, spacing[0])]
+    example_distances += [_perturbed(distances, spacing[1:], rng) for _ in range(settings.perturbed_copies)]
+    source = np.tile(np.arange(len(ids)), len(example_distances))  # example -> annotated slice position
+    train_image = np.concatenate([image_c[:, ids[source]], _prior_channels(np.concatenate(example_distances),
+                                                                         settings.prior_softness_mm)], axis=0)
 
     verdicts: list[SliceVerdict] = []
-    cleansed = classes.copy()
-    if settings.cleanse and len(slice_ids) >= 4:
-        folds = [slice_ids[0::2], slice_ids[1::2]]
-        for fold, held_out in enumerate(folds):
-            train_label = np.full_like(classes, ignore)
-            _copy_slices(train_label, classes, folds[1 - fold], canonical_axis)
-            model = _SliceModel(image, num_classes, canonical_axis, settings, settings.seed + 1 + fold)
-            probs = model.fit_predict(train_label, settings.cleanse_iterations)
-            confident = probs.max(0).values.numpy() >= settings.confidence
-            predicted = probs.argmax(0).numpy()
-            for s in held_out:
-                sl = _slice_index(canonical_axis, s)
-                agreement = _slice_agreement(classes[sl], predicted[sl])
-                fix = confident[sl] & (predicted[sl] != classes[sl])
-                cleansed[sl][fix] = predicted[sl][fix]
-                verdicts.append(SliceVerdict(int(s), agreement, False, int(fix.sum())))
-            progress(f"cleansing fold {fold + 1}/2 done ({time.perf_counter() - started:.0f} s)")
-        scores = np.array([v.agreement for v in verdicts])
-        median = float(np.median(scores))
-        mad = float(np.median(np.abs(scores - median))) * 1.4826
-        cutoff = min(median - 3 * max(mad, 0.01), 0.98)
+    models: list[_PriorGuidedModel] = []
+    folds = [np.arange(0, len(ids), 2), np.arange(1, len(ids), 2)] if settings.cleanse and len(ids) >= 4 else []
+    for fold in range(len(folds)):
+        use = np.isin(source, folds[1 - fold])
+        train_label = np.where(use[:, None, None], annotations[source], ignore).astype(np.int16)
+        model = _PriorGuidedModel(train_image, num_classes, settings, settings.seed + 1 + fold)
+        model.fit(train_label, settings.iterations)
+        models.append(model)
+        progress(f"model {fold + 1}/2 trained ({time.perf_counter() - started:.0f} s)")
+    cleansed = annotations.copy()
+    if folds:
+        def check(current: np.ndarray) -> list[SliceVerdict]:
+            current_distances = slice_signed_distances(current, foreground, spacing[1:])
+            return _check_slices(models, folds, image_c, current, ids, current_distances, spacing, settings)
+
+        # one wrong slice spoils the priors of its neighbours too: flag the worst outlier, correct it, re-check
+        # the others with the corrected slice, and repeat until no slice stands out. The first and last annotated
+        # slices have neighbours on one side only; they are checked and reported but never judged wrong.
+        flagged: set[int] = set()
+        verdicts = check(cleansed)
+        for _ in range(len(ids) // 2):
+            candidates = [v for v in _outliers(verdicts) if ids[0] < v.index < ids[-1] and v.index not in flagged]
+            if not candidates:
+                break
+            worst = min(candidates, key=lambda v: v.agreement)
+            flagged.add(worst.index)
+            n = int(np.flatnonzero(ids == worst.index)[0])
+            fix = worst.confident & (worst.predicted != annotations[n])
+            cleansed[n][fix] = worst.predicted[fix]
+            verdicts = check(cleansed)
         for v in verdicts:
-            v.judged_wrong = v.agreement < cutoff
-    final_model = _SliceModel(image, num_classes, canonical_axis, settings, settings.seed)
-    probs = final_model.fit_predict(cleansed, settings.iterations)
-    dense = probs.argmax(0).numpy().astype(np.int16)
-    dense[annotated] = cleansed[annotated]
+            v.judged_wrong = v.index in flagged
+            n = int(np.flatnonzero(ids == v.index)[0])
+            v.voxels_corrected = int(np.sum(cleansed[n] != annotations[n]))
+            v.agreement = _slice_agreement(annotations[n], v.predicted) if v.judged_wrong else v.agreement
+        progress(f"checked the annotated slices: {len(flagged)} judged wrong")
+        distances = slice_signed_distances(cleansed, foreground, spacing[1:])
+    else:
+        model = _PriorGuidedModel(train_image, num_classes, settings, settings.seed)
+        train_label = annotations[source].astype(np.int16)
+        model.fit(train_label, settings.iterations)
+        models.append(model)
+        progress(f"model trained ({time.perf_counter() - started:.0f} s)")
+
+    # dense prediction: every model of the ensemble reads the image and the prior from the cleansed slices
+    probs = None
+    for start in range(0, classes_c.shape[0], 32):
+        at = np.arange(start, min(start + 32, classes_c.shape[0]))
+        priors = _prior_channels(interpolate_distances(distances, ids, at, spacing[0]), settings.prior_softness_mm)
+        chunk = sum(model.predict(network_input(priors, at)) for model in models) / len(models)
+        probs = chunk if probs is None else torch.cat([probs, chunk], dim=1)
+    dense_c = probs.argmax(0).numpy().astype(np.int16)
+    dense_c[ids] = cleansed
+    dense_s = np.zeros(classes_s.shape, np.int16)
+    dense_s[box] = dense_c
+    dense = np.moveaxis(dense_s, 0, canonical_axis)
     labels = values[dense].astype(sparse.dtype if np.issubdtype(sparse.dtype, np.integer) else np.int16)
     seconds = time.perf_counter() - started
+    slice_ids = all_ids
     report = {
         "annotation_axis": stored_axis,
         "annotated_slices": [_stored_slice(int(s), canonical_axis, case) for s in slice_ids],
         "classes": [int(v) for v in values[1:]],
         "cleansed": bool(verdicts),
         "slices_judged_wrong": [
-            {"slice": _stored_slice(v.index, canonical_axis, case), "agreement": round(v.agreement, 4),
+            {"slice": _stored_slice(v.index + box[0].start, canonical_axis, case), "agreement": round(v.agreement, 4),
              "voxels_corrected": v.voxels_corrected} for v in sorted(verdicts, key=lambda v: v.index)
             if v.judged_wrong],
-        "slices": [{"slice": _stored_slice(v.index, canonical_axis, case), "agreement": round(v.agreement, 4),
-                    "judged_wrong": v.judged_wrong, "voxels_corrected": v.voxels_corrected}
-                   for v in sorted(verdicts, key=lambda v: v.index)],
+        "slices": [{"slice": _stored_slice(v.index + box[0].start, canonical_axis, case),
+                    "agreement": round(v.agreement, 4), "judged_wrong": v.judged_wrong,
+                    "voxels_corrected": v.voxels_corrected} for v in sorted(verdicts, key=lambda v: v.index)],
         "voxels_corrected": int(sum(v.voxels_corrected for v in verdicts)),
         "seconds": round(seconds, 1),
         "settings": settings.__dict__,
     }
     return CompletionResult(case.to_original(labels), report)
+
+
+def _check_slices(models: list[_PriorGuidedModel], folds: list[np.ndarray], image_c: np.ndarray,
+                  annotations: np.ndarray, ids: np.ndarray, distances: np.ndarray, spacing: tuple,
+                  settings: CompletionSettings) -> list[SliceVerdict]:
+    """Predict every annotated slice with the model that did not train on it, from the image and the prior
+    interpolated from the other annotated slices; compare with its annotation. annotations: (N, H, W)."""
+    verdicts = []
+    for fold, held_out in enumerate(folds):
+        priors = []
+        for n in held_out:
+            keep = [m for m in range(len(ids)) if m != n]
+            priors.append(interpolate_distances(distances[keep], ids[keep], [ids[n]], spacing[0]))
+        prior = _prior_channels(np.concatenate(priors), settings.prior_softness_mm)
+        probs = models[fold].predict(np.concatenate([image_c[:, ids[held_out]], prior], axis=0))
+        confident = (probs.max(0).values >= settings.confidence).numpy()
+        predicted = probs.argmax(0).numpy().astype(np.int16)
+        for j, n in enumerate(held_out):
+            verdicts.append(SliceVerdict(int(ids[n]), _slice_agreement(annotations[n], predicted[j]), False, 0,
+                                         predicted[j], confident[j]))
+    return sorted(verdicts, key=lambda v: v.index)
+
+
+def _outliers(verdicts: list[SliceVerdict]) -> list[SliceVerdict]:
+    """Slices whose held-out agreement is far below the others': a robust z-score below -3 (MAD-based) and less
+    than half the median agreement (held-out predictions of clean slices vary a lot when the annotation is sparse)."""
+    scores = np.array([v.agreement for v in verdicts])
+    median = float(np.median(scores))
+    mad = float(np.median(np.abs(scores - median))) * 1.4826
+    cutoff = min(median - 3 * max(mad, 0.02), 0.5 * median)
+    return [v for v in verdicts if v.agreement < cutoff]
 
 
 def _slice_index(axis: int, index: int) -> tuple:
