@@ -4,7 +4,7 @@ same labels completed by ``versaseg complete``, (c) the full labels (upper bound
 Everything runs through the CLI, as a user would:
 
     versaseg data synth-brain FULL --labels structures --cases N --test-cases M --spacing S
-    versaseg data degrade FULL --dataset --out SPARSE --every K --noisy-fraction F --ignore-label 9
+    versaseg data degrade FULL SPARSE --dataset --every K --noisy-fraction F --ignore-label 9
     versaseg complete SPARSE/imagesTr/CASE_000*.nii.gz --labels SPARSE/labelsTr/CASE.nii.gz --ignore-label 9 ...
     versaseg train DATASET --out RUN ...  (a, b, c with identical settings and seed)
     versaseg predict RUN FULL --out PRED; versaseg evaluate PRED FULL/labelsTs --labels FULL/dataset.json
@@ -62,7 +62,7 @@ def main() -> None:
                                        str(args.cases), "--test-cases", str(args.test_cases), "--spacing",
                                        str(args.spacing), "--seed", str(args.seed + 11), "--overwrite")
     if not (sparse / "dataset.json").exists():
-        timings["degrade"] = versaseg("data", "degrade", str(full), "--dataset", "--out", str(sparse), "--axis", "2",
+        timings["degrade"] = versaseg("data", "degrade", str(full), str(sparse), "--dataset", "--axis", "2",
                                       "--every", str(args.every), "--offset", str(args.every // 2),
                                       "--noisy-fraction", str(args.noisy_fraction), "--ignore-label", str(IGNORE),
                                       "--seed", str(args.seed), "--overwrite")
@@ -75,7 +75,7 @@ def main() -> None:
                 "train", str(dataset), "--out", str(run), "--network", args.network, "--dim", "2d", "--axis", "2",
                 "--epochs", str(args.epochs), "--iterations", str(args.iterations), "--val-fraction", "0",
                 "--seed", str(args.seed), "--overwrite")
-            versaseg("predict", str(run), str(full / "imagesTs"), "--out", str(predictions), "--overwrite")
+            versaseg("predict", str(run), str(full), "--out", str(predictions), "--overwrite")
             versaseg("evaluate", str(predictions), str(full / "labelsTs"), "--labels", str(full / "dataset.json"),
                      "--json", str(work / f"eval_{name}.json"), "--overwrite")
         results[name] = json.loads((work / f"eval_{name}.json").read_text())
@@ -111,7 +111,7 @@ def complete_dataset(sparse: Path, out: Path) -> float:
 
 def render(results: dict, args, timings: dict) -> str:
     first = next(iter(results.values()))
-    classes = [name for name in first["aggregates"]]
+    classes = [name for name in first["aggregates"] if name != "mean foreground"]
     lines = [TITLE, "",
              f"`python benchmarks/incomplete_training.py` on {cpu_model()} (2 cores): {args.cases} training and "
              f"{args.test_cases} held-out synthetic brains at {args.spacing} mm (`--labels structures`); training "

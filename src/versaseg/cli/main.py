@@ -20,7 +20,7 @@ def _register() -> None:
     app.command("train")(train_cmd.train)
     app.command("predict")(predict_cmd.predict)
     app.command("evaluate")(evaluate_cmd.evaluate)
-    app.command("complete")(complete_cmd.complete)
+    app.command("complete", help=complete_cmd.HELP)(complete_cmd.complete)
     app.command("demo")(demo_cmd.demo)
     app.command("networks")(networks_cmd.networks)
     app.add_typer(data_cmd.data_app, name="data")

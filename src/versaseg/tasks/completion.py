@@ -5,14 +5,25 @@ volume:
 
 1. **Find the annotation.** With an ignore label, voxels equal to it are unannotated; without one (3D Slicer's
    convention) slices holding any non-zero label are the annotated ones and the annotation axis is detected as the
-   axis along which annotated and empty slices alternate.
-2. **Cleanse.** The annotated slices are split into two interleaved folds (so each fold's slices are non-adjacent,
-   as the research selected them). A 2D network trained on one fold predicts the other fold's slices; where that
-   held-out prediction confidently (probability >= ``confidence``) contradicts an annotated voxel, the voxel is
-   corrected. A slice whose agreement with its held-out prediction is far below the others is reported as wrong.
-3. **Complete.** A 2D network trained on all cleansed annotated slices predicts every slice, between and beyond the
-   first and last annotated slice (the image, not the neighbouring annotation, places the boundaries). Annotated
-   slices keep their cleansed annotation.
+   axis along which annotated and empty slices alternate. Work is cropped to the annotated foreground's in-plane
+   bounding box (plus ``margin_mm``) and to one annotation gap beyond the first and last annotated slice.
+2. **A shape prior.** Each class's signed distance map on the annotated slices is interpolated linearly between them
+   and tapered off (45-degree cone) beyond the end slices and towards a slice where the class is absent
+   (:mod:`versaseg.data.slice_interpolation`).
+3. **A prior-guided network.** A 2D network reads the image channels *and* the prior (one channel per class) and
+   outputs a correction of the prior's logits (:class:`PriorResidualNetwork`), so where the image is ambiguous the
+   interpolation stands and where the image shows the boundary the network moves it - between and beyond the
+   annotated slices. It trains on the annotated slices with the prior each would get from the *other* annotated
+   slices (leave-one-out: twice the real gap) and with its own prior perturbed by smooth few-mm errors (what a prior
+   close to an annotated slice looks like).
+4. **Cleanse.** The annotated slices are split into two interleaved folds (non-adjacent slices, as the research
+   selected them); one model trains on each fold and checks the other fold's slices. A slice whose agreement with
+   its held-out prediction is an outlier (robust z-score below -3 and under half the median) is judged wrong, its
+   confidently contradicted voxels are corrected, and the check is repeated with the corrected slice (a wrong slice
+   spoils its neighbours' priors too). The first and last annotated slice are never judged (one-sided context).
+5. **Complete.** The prior is rebuilt from the cleansed slices and the two models' probabilities are averaged over
+   every slice of the working region; annotated slices keep their cleansed annotation, everything outside the
+   working region is background.
 
 It composes the library's stages: :func:`versaseg.data.case.load_case` (checks, canonical orientation),
 normalisation, :class:`versaseg.training.trainer.Trainer` and :func:`versaseg.inference.window.predict_probabilities`.
