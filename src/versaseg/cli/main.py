@@ -17,7 +17,7 @@ app = typer.Typer(
 def _register() -> None:
     from versaseg.cli import complete_cmd, data_cmd, demo_cmd, evaluate_cmd, networks_cmd, predict_cmd, train_cmd
 
-    app.command("train")(train_cmd.train)
+    app.command("train", help=train_cmd.HELP)(train_cmd.train)
     app.command("predict")(predict_cmd.predict)
     app.command("evaluate")(evaluate_cmd.evaluate)
     app.command("complete", help=complete_cmd.HELP)(complete_cmd.complete)

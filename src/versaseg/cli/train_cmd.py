@@ -8,6 +8,16 @@ from pathlib import Path
 import typer
 
 from versaseg.cli.common import user_errors
+from versaseg.losses.registry import LOSSES, describe_options
+
+HELP = (
+    "Train a network on a dataset; runs as one process or under `torchrun --nproc-per-node N` (DDP).\n\n"
+    "Losses (--loss). Every loss leaves ignore-label voxels out, works in 2D and 3D, binary and multi-class; class "
+    "frequencies are counted per batch over annotated voxels; d is the distance to the true boundary (mm), from "
+    "distance maps computed once per case; Dice-type terms pool the batch and include the background class (option "
+    "include_background; dice_ce: foreground only). Options: --loss-kwargs. Formulas: docs/losses.md.\n\n"
+    + "\n\n".join(f"  {name}: {info.description}" for name, info in LOSSES.items())
+)
 
 
 @user_errors
@@ -29,7 +39,9 @@ def train(
     patch_size: str = typer.Option("", help="Comma-separated patch size (2 values for 2d, 3 for 3d); empty = "
                                    "median case size rounded up to the network's divisor (capped 256/96)."),
     lr: float = typer.Option(2e-3, "--lr", help="AdamW learning rate (polynomial decay over the epochs)."),
-    loss: str = typer.Option("dice_ce", help="Loss name: dice_ce, ce or dice (all skip ignored voxels)."),
+    loss: str = typer.Option("dice_ce", help="Loss name, from the list above."),
+    loss_kwargs: str = typer.Option("{}", "--loss-kwargs", help="JSON object of loss options, e.g. '{\"gamma\": 1}'. "
+                                    "Each loss takes only its own: " + describe_options() + "."),
     augmentation: str = typer.Option("default", help="none | light (flips, gamma, noise) | default (+ affine, "
                                      "elastic, bias field)."),
     val_fraction: float = typer.Option(0.2, help="Fraction of training cases held out for validation Dice."),
@@ -42,7 +54,7 @@ def train(
                                 "or kill); the run's own config is used, --epochs may extend it."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory's files."),
 ) -> None:
-    """Train a network on a dataset; runs as one process or under `torchrun --nproc-per-node N` (DDP)."""
+    """Train a network on a dataset (the command help is HELP)."""
     from versaseg.errors import InputError
     from versaseg.training.config import TrainConfig
     from versaseg.training.run import train as run_training
@@ -54,13 +66,19 @@ def train(
     if not isinstance(kwargs, dict):
         raise InputError("--network-kwargs must be a JSON object")
     try:
+        loss_options = json.loads(loss_kwargs)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--loss-kwargs is not valid JSON ({exc})") from None
+    if not isinstance(loss_options, dict):
+        raise InputError("--loss-kwargs must be a JSON object")
+    try:
         patch = [int(p) for p in patch_size.split(",")] if patch_size.strip() else []
     except ValueError:
         raise InputError(f"--patch-size must be comma-separated integers, got '{patch_size}'") from None
     config = TrainConfig(network=network, network_kwargs=kwargs, dim=dim, axis=axis, patch_size=patch,
                          batch_size=batch_size, epochs=epochs, iterations_per_epoch=iterations, learning_rate=lr,
-                         loss=loss, augmentation=augmentation, val_fraction=val_fraction, val_every=val_every,
-                         seed=seed, num_workers=workers, tensorboard=tensorboard)
+                         loss=loss, loss_kwargs=loss_options, augmentation=augmentation, val_fraction=val_fraction,
+                         val_every=val_every, seed=seed, num_workers=workers, tensorboard=tensorboard)
     if not resume:
         config.validate()
     trainer = run_training(config, dataset, out, resume=resume, overwrite=overwrite, device=device)

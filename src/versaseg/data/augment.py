@@ -1,8 +1,11 @@
-"""Training augmentation from MONAI's dictionary transforms (keys image, label, mask; channel-first arrays).
+"""Training augmentation from MONAI's dictionary transforms (keys image, label, mask and, when the loss needs it,
+distance; channel-first arrays).
 
 Levels: ``none``; ``light`` (flips, intensity); ``default`` (flips, affine, elastic, bias field, gamma, noise).
 Label and mask use nearest-neighbour interpolation and zero padding, so voxels pulled in from outside the patch
-count as unannotated.
+count as unannotated. The distance maps move with the label under every spatial transform (bilinear, zero padding:
+outside voxels are unannotated, so their value never counts); intensity transforms touch only the image. A zoom
+moves the distance values with the label but does not rescale them (a scaling of at most 15%).
 """
 
 from __future__ import annotations
@@ -33,20 +36,22 @@ def build_augmentation(level: str, dim: int):
     )
 
     set_track_meta(False)
-    keys = ("image", "label", "mask")
-    transforms = [RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in range(dim)]
+    keys = ("image", "label", "mask", "distance")  # distance only present for the distance-based losses
+    modes = ("bilinear", "nearest", "nearest", "bilinear")
+    spatial = {"allow_missing_keys": True}
+    transforms = [RandFlipd(keys, prob=0.5, spatial_axis=axis, **spatial) for axis in range(dim)]
     if level == "default":
         angle = math.radians(15)
         transforms.append(RandAffined(
             keys, prob=0.3, rotate_range=(angle,) if dim == 2 else (angle, angle, angle),
-            scale_range=(0.15,) * dim, mode=("bilinear", "nearest", "nearest"), padding_mode="zeros",
+            scale_range=(0.15,) * dim, mode=modes, padding_mode="zeros", **spatial,
         ))
         if dim == 2:
             transforms.append(Rand2DElasticd(keys, spacing=(16, 16), magnitude_range=(1, 3), prob=0.1,
-                                             mode=("bilinear", "nearest", "nearest"), padding_mode="zeros"))
+                                             mode=modes, padding_mode="zeros", **spatial))
         else:
             transforms.append(Rand3DElasticd(keys, sigma_range=(5, 7), magnitude_range=(20, 50), prob=0.05,
-                                             mode=("bilinear", "nearest", "nearest"), padding_mode="zeros"))
+                                             mode=modes, padding_mode="zeros", **spatial))
         transforms.append(RandBiasFieldd("image", coeff_range=(0.0, 0.15), prob=0.15))
     transforms += [
         RandAdjustContrastd("image", gamma=(0.7, 1.5), prob=0.3),

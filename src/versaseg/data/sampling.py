@@ -2,7 +2,8 @@
 
 A sample's centre is a random *annotated* voxel (label != ignore), or, with probability ``foreground_fraction``, a
 random foreground voxel — so sparse labels (a few annotated slices) are sampled where they carry information.
-Each sample carries a ``mask`` of voxels that count in the loss: annotated and inside the image.
+Each sample carries a ``mask`` of voxels that count in the loss: annotated and inside the image, and, for the
+distance-based losses, the per-class signed distance maps (``distance``, mm) cropped and augmented with the label.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from versaseg.data import distance as distance_maps
 from versaseg.errors import InputError
 
 _MAX_CANDIDATES = 200_000
@@ -20,23 +22,42 @@ _MAX_CANDIDATES = 200_000
 
 @dataclass
 class TrainingVolume:
-    """A normalised case held in memory. image: (C, X, Y, Z) float32; label: (X, Y, Z) int16."""
+    """A normalised case held in memory. image: (C, X, Y, Z) float32; label: (X, Y, Z) int16.
+
+    ``distance`` is None until :meth:`ensure_distance` computes the (K, X, Y, Z) float32 signed distance maps (mm)
+    once, for the losses that need them.
+    """
 
     case_id: str
     image: np.ndarray
     label: np.ndarray
     annotated: np.ndarray  # (N, 3) int32 coordinates of annotated voxels (subsampled)
     foreground: np.ndarray  # (M, 3) int32 coordinates of annotated foreground voxels (subsampled)
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)  # mm along X, Y, Z
+    ignore_label: int | None = None
+    distance: np.ndarray | None = None
+    distance_key: tuple | None = None  # (num_classes, plane_axis) the maps were computed for
 
     @classmethod
     def from_arrays(cls, case_id: str, image: np.ndarray, label: np.ndarray, ignore_label: int | None,
-                    rng: np.random.Generator) -> TrainingVolume:
+                    rng: np.random.Generator, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+                    ) -> TrainingVolume:
         annotated_mask = np.ones(label.shape, bool) if ignore_label is None else label != ignore_label
         if not annotated_mask.any():
             raise InputError(f"case {case_id} has no annotated voxels (every voxel is the ignore label)")
         foreground_mask = annotated_mask & (label > 0)
         return cls(case_id, image, label, _subsample(np.argwhere(annotated_mask), rng),
-                   _subsample(np.argwhere(foreground_mask), rng))
+                   _subsample(np.argwhere(foreground_mask), rng), tuple(float(s) for s in spacing), ignore_label)
+
+    def ensure_distance(self, num_classes: int, plane_axis: int | None) -> np.ndarray:
+        """The per-class signed distance maps (K, X, Y, Z), computed on the first call and kept (see
+        :mod:`versaseg.data.distance`); ``plane_axis``: in-plane distances for 2D training along that axis."""
+        key = (num_classes, plane_axis)
+        if self.distance is None or self.distance_key != key:
+            self.distance = distance_maps.signed_distance_maps(self.label, num_classes, self.spacing,
+                                                               self.ignore_label, plane_axis)
+            self.distance_key = key
+        return self.distance
 
 
 def _subsample(coords: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -70,7 +91,8 @@ def crop(array: np.ndarray, start: Sequence[int], size: Sequence[int], fill: flo
 
 class PatchSampler(torch.utils.data.IterableDataset):
     """Yields training batches forever: dicts of image (B, C, *patch) float32, label (B, 1, *patch) int64 and
-    mask (B, 1, *patch) float32 (1 where the voxel counts in the loss).
+    mask (B, 1, *patch) float32 (1 where the voxel counts in the loss); with ``distance=True`` also distance
+    (B, K, *patch) float32, the volumes' signed distance maps (call ``TrainingVolume.ensure_distance`` first).
 
     dim 2: patches are (H, W) slices perpendicular to ``axis`` (0, 1 or 2 of the canonical X, Y, Z); dim 3: (X, Y, Z).
     Randomness comes from ``seed``; call :meth:`set_epoch` so each epoch (and each DDP rank and loader worker)
@@ -79,7 +101,7 @@ class PatchSampler(torch.utils.data.IterableDataset):
 
     def __init__(self, volumes: Sequence[TrainingVolume], dim: int, axis: int, patch_size: Sequence[int],
                  batch_size: int, foreground_fraction: float, ignore_label: int | None, seed: int,
-                 rank: int = 0, augment=None):
+                 rank: int = 0, augment=None, distance: bool = False):
         super().__init__()
         self.volumes = list(volumes)
         self.dim, self.axis = dim, axis
@@ -89,6 +111,10 @@ class PatchSampler(torch.utils.data.IterableDataset):
         self.ignore_label = ignore_label
         self.seed, self.rank, self.epoch = seed, rank, 0
         self.augment = augment
+        self.distance = distance
+        self.keys = ("image", "label", "mask", "distance") if distance else ("image", "label", "mask")
+        if distance and any(v.distance is None for v in self.volumes):
+            raise ValueError("distance=True needs every volume's distance maps (TrainingVolume.ensure_distance)")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -104,7 +130,7 @@ class PatchSampler(torch.utils.data.IterableDataset):
             self.augment.set_random_state(seed=int(np.random.SeedSequence(stream).generate_state(1)[0]))
         while True:
             samples = [self.sample(rng) for _ in range(self.batch_size)]
-            yield {key: torch.from_numpy(np.stack([s[key] for s in samples])) for key in ("image", "label", "mask")}
+            yield {key: torch.from_numpy(np.stack([s[key] for s in samples])) for key in self.keys}
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         volume = self.volumes[rng.integers(len(self.volumes))]
@@ -113,11 +139,14 @@ class PatchSampler(torch.utils.data.IterableDataset):
         center = pool[rng.integers(len(pool))]
         label = volume.label[None]
         mask = (label != self.ignore_label) if self.ignore_label is not None else np.ones_like(label, bool)
+        distance = volume.distance if self.distance else None
         if self.dim == 2:
             index = int(center[self.axis])
             image = np.take(volume.image, index, axis=self.axis + 1)
             label = np.take(label, index, axis=self.axis + 1)
             mask = np.take(mask, index, axis=self.axis + 1)
+            if distance is not None:
+                distance = np.take(distance, index, axis=self.axis + 1)
             center = np.delete(center, self.axis)
         else:
             image = volume.image
@@ -128,10 +157,14 @@ class PatchSampler(torch.utils.data.IterableDataset):
         mask = crop(mask, start, self.patch_size, False).astype(np.float32)
         label[mask == 0] = 0
         sample = {"image": image, "label": label, "mask": mask}
+        if distance is not None:
+            sample["distance"] = crop(distance, start, self.patch_size, 0.0)
         if self.augment is not None:
             sample = self.augment(sample)
             sample = {k: np.asarray(v) for k, v in sample.items()}
             sample["label"] = np.rint(sample["label"]).astype(np.int64)
             sample["mask"] = (sample["mask"] > 0.5).astype(np.float32)
             sample["image"] = sample["image"].astype(np.float32)
+            if distance is not None:
+                sample["distance"] = sample["distance"].astype(np.float32)
         return sample

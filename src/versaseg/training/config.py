@@ -30,6 +30,7 @@ class TrainConfig:
     learning_rate: float = 2e-3
     weight_decay: float = 3e-5
     loss: str = "dice_ce"
+    loss_kwargs: dict = field(default_factory=dict)
     augmentation: str = "default"
     foreground_fraction: float = 0.33
     val_fraction: float = 0.2
@@ -70,10 +71,11 @@ class TrainConfig:
             raise InputError("--epochs and --iterations must be at least 1")
         if not 0 <= self.val_fraction < 1:
             raise InputError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        from versaseg.losses.registry import available_losses
+        from versaseg.losses.registry import available_losses, loss_options
 
         if self.loss not in available_losses():
             raise InputError(f"unknown --loss '{self.loss}'; valid: {', '.join(available_losses())}")
+        loss_options(self.loss, self.loss_kwargs)
         if self.patch_size and len(self.patch_size) != self.spatial_dims:
             raise InputError(f"--patch-size needs {self.spatial_dims} values for --dim {self.dim}")
 

@@ -81,7 +81,7 @@ def load_training_volumes(config: TrainConfig, dataset_root: Path, show_progress
         config.spacing = [float(s) for s in np.median([c.spacing for c in cases], axis=0)]
     rng = np.random.default_rng(config.seed)
     volumes = {c.case_id: TrainingVolume.from_arrays(c.case_id, normalize(c.image, config.normalization), c.label,
-                                                     config.ignore_label, rng) for c in cases}
+                                                     config.ignore_label, rng, spacing=c.spacing) for c in cases}
     return volumes, [c.spatial_shape for c in cases]
 
 

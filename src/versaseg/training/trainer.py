@@ -56,13 +56,18 @@ class Trainer:
             self.model = torch.nn.parallel.DistributedDataParallel(
                 self.network, device_ids=[device.index] if device.type == "cuda" else None)
         self.val_volumes = list(val_volumes)
-        self.loss_fn = build_loss(config.loss, config.num_classes)
+        self.loss_fn = build_loss(config.loss, config.num_classes, config.loss_kwargs)
+        self.needs_distance = self.loss_fn.needs_distance
+        if self.needs_distance:  # once per volume, before training; no cost for the other losses
+            plane_axis = config.axis if config.spatial_dims == 2 else None
+            for volume in train_volumes:
+                volume.ensure_distance(config.num_classes, plane_axis)
         self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, poly_lr(config.epochs))
         self.sampler = PatchSampler(train_volumes, config.spatial_dims, config.axis, config.patch_size,
                                     config.batch_size, config.foreground_fraction, config.ignore_label, config.seed,
-                                    rank=dist.rank, augment=augment)
+                                    rank=dist.rank, augment=augment, distance=self.needs_distance)
         self.history: list[dict] = []
         self.start_epoch = 0
 
@@ -122,7 +127,11 @@ class Trainer:
             image = batch["image"].to(self.device, non_blocking=True)
             label = batch["label"].to(self.device, non_blocking=True)
             mask = batch["mask"].to(self.device, non_blocking=True)
-            loss = self.loss_fn(self.model(image), label, mask)
+            if self.needs_distance:
+                distance = batch["distance"].to(self.device, non_blocking=True)
+                loss = self.loss_fn(self.model(image), label, mask, distance)
+            else:
+                loss = self.loss_fn(self.model(image), label, mask)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12.0)
