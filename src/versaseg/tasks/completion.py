@@ -88,6 +88,8 @@ class SliceVerdict:
     voxels_corrected: int
     predicted: np.ndarray
     confident: np.ndarray
+    mismatch: int = 0  # foreground voxels of either map labelled differently
+    union: int = 0  # foreground voxels of either map
 
 
 @dataclass
@@ -331,7 +333,7 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
             candidates = [v for v in _outliers(verdicts) if ids[0] < v.index < ids[-1] and v.index not in flagged]
             if not candidates:
                 break
-            worst = min(candidates, key=lambda v: v.agreement)
+            worst = max(candidates, key=lambda v: v.mismatch)
             flagged.add(worst.index)
             n = int(np.flatnonzero(ids == worst.index)[0])
             fix = worst.confident & (worst.predicted != annotations[n])
@@ -401,19 +403,24 @@ def _check_slices(models: list[_PriorGuidedModel], folds: list[np.ndarray], imag
         confident = (probs.max(0).values >= settings.confidence).numpy()
         predicted = probs.argmax(0).numpy().astype(np.int16)
         for j, n in enumerate(held_out):
+            union = (annotations[n] > 0) | (predicted[j] > 0)
+            mismatch = int(np.sum(union & (annotations[n] != predicted[j])))
             verdicts.append(SliceVerdict(int(ids[n]), _slice_agreement(annotations[n], predicted[j]), False, 0,
-                                         predicted[j], confident[j]))
+                                         predicted[j], confident[j], mismatch, int(union.sum())))
     return sorted(verdicts, key=lambda v: v.index)
 
 
 def _outliers(verdicts: list[SliceVerdict]) -> list[SliceVerdict]:
-    """Slices whose held-out agreement is far below the others': a robust z-score below -3 (MAD-based) and less
-    than half the median agreement (held-out predictions of clean slices vary a lot when the annotation is sparse)."""
-    scores = np.array([v.agreement for v in verdicts])
-    median = float(np.median(scores))
-    mad = float(np.median(np.abs(scores - median))) * 1.4826
-    cutoff = min(median - 3 * max(mad, 0.02), 0.5 * median)
-    return [v for v in verdicts if v.agreement < cutoff]
+    """Slices whose held-out disagreement stands out: mismatched voxels, in units of the typical slice's foreground
+    area (so small slices at a structure's end, which are hard to predict but carry few voxels, do not stand out),
+    above the median by 3 robust standard deviations (MAD, at least 0.05) and above twice the median."""
+    unions = np.array([v.union for v in verdicts if v.union > 0])
+    typical = float(np.median(unions)) if len(unions) else 1.0
+    errors = np.array([v.mismatch for v in verdicts]) / typical
+    median = float(np.median(errors))
+    mad = float(np.median(np.abs(errors - median))) * 1.4826
+    cutoff = max(median + 3 * max(mad, 0.05), 2 * median)
+    return [v for v, e in zip(verdicts, errors, strict=True) if e > cutoff]
 
 
 def _slice_index(axis: int, index: int) -> tuple:
