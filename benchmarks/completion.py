@@ -328,7 +328,7 @@ def verdicts(part: list[dict], order: list[str]) -> list[str]:
                  f"{'met' if worst >= 0 else 'missed'}); time {_avg(mine, lambda r: r['seconds']):.0f} s per volume "
                  f"on average, max {slowest:.0f} s (target < 120 s: {'met' if slowest < 120 else 'missed'}).")
         out.append(line)
-    return out + [""]
+    return out + [""] if len(out) > 2 else []
 
 
 if __name__ == "__main__":
