@@ -15,7 +15,16 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from versaseg.cli import complete_cmd, data_cmd, demo_cmd, evaluate_cmd, networks_cmd, predict_cmd, train_cmd
+    from versaseg.cli import (
+        complete_cmd,
+        data_cmd,
+        demo_cmd,
+        evaluate_cmd,
+        networks_cmd,
+        predict_cmd,
+        study_cmd,
+        train_cmd,
+    )
 
     app.command("train", help=train_cmd.HELP)(train_cmd.train)
     app.command("predict")(predict_cmd.predict)
@@ -24,6 +33,7 @@ def _register() -> None:
     app.command("demo")(demo_cmd.demo)
     app.command("networks")(networks_cmd.networks)
     app.add_typer(data_cmd.data_app, name="data")
+    app.add_typer(study_cmd.study_app, name="study")
 
 
 _register()
