@@ -56,7 +56,8 @@ def main() -> None:
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     full, sparse, completed = work / "full", work / "sparse", work / "completed"
-    timings: dict[str, float] = {}
+    timings_file = work / "timings.json"
+    timings: dict[str, float] = json.loads(timings_file.read_text()) if timings_file.exists() else {}
     if not (full / "dataset.json").exists():
         timings["generate"] = versaseg("data", "synth-brain", str(full), "--labels", "structures", "--cases",
                                        str(args.cases), "--test-cases", str(args.test_cases), "--spacing",
@@ -66,7 +67,9 @@ def main() -> None:
                                       "--every", str(args.every), "--offset", str(args.every // 2),
                                       "--noisy-fraction", str(args.noisy_fraction), "--ignore-label", str(IGNORE),
                                       "--seed", str(args.seed), "--overwrite")
-    timings["complete"] = complete_dataset(sparse, completed)
+    if not (completed / "dataset.json").exists() or len(list((completed / "labelsTr").glob("*.nii.gz"))) < len(
+            list((sparse / "labelsTr").glob("*.nii.gz"))):
+        timings["complete"] = complete_dataset(sparse, completed)
     results = {}
     for name, dataset in (("sparse", sparse), ("completed", completed), ("full", full)):
         run, predictions = work / f"run_{name}", work / f"pred_{name}"
@@ -79,7 +82,7 @@ def main() -> None:
             versaseg("evaluate", str(predictions), str(full / "labelsTs"), "--labels", str(full / "dataset.json"),
                      "--json", str(work / f"eval_{name}.json"), "--overwrite")
         results[name] = json.loads((work / f"eval_{name}.json").read_text())
-    (work / "timings.json").write_text(json.dumps(timings, indent=2))
+    timings_file.write_text(json.dumps(timings, indent=2))
     section = render(results, args, timings)
     print(section)
     if args.docs is not None:
@@ -127,7 +130,7 @@ def render(results: dict, args, timings: dict) -> str:
         dice = [aggregates[c]["dice"]["mean"] for c in classes]
         hd = [aggregates[c]["hd95"]["mean"] for c in classes]
         lines.append(f"| {name} | " + " | ".join(f"{d:.3f}" for d in dice) + f" | **{sum(dice) / len(dice):.3f}** | "
-                     + " | ".join(f"{h:.1f}" for h in hd) + " |")
+                     + " | ".join("–" if h is None else f"{h:.1f}" for h in hd) + " |")
     lines += ["", "Wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + ".", ""]
     return "\n".join(lines) + "\n"
 
