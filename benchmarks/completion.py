@@ -17,7 +17,7 @@ docs/benchmarks.md from everything in the results file.
     python benchmarks/completion.py --methods unet,frrn,unet-frrn --every 8 --noise 0,0.3 --axes 2
     python benchmarks/completion.py --docs docs/benchmarks.md          # tables only
 
-ITK's interpolator is an optional extra: ``pip install itk-morphologicalcontourinterpolation``.
+ITK's interpolator is an optional extra: ``pip install -e .[bench]`` (itk-morphologicalcontourinterpolation).
 """
 
 from __future__ import annotations
