@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -26,3 +27,14 @@ def user_errors(func: F) -> F:
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def json_object_option(value: str, option: str) -> dict:
+    """Parse a JSON-object command-line option (e.g. ``--network-kwargs``); InputError naming ``option`` otherwise."""
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{option} is not valid JSON ({exc})") from None
+    if not isinstance(parsed, dict):
+        raise InputError(f"{option} must be a JSON object")
+    return parsed

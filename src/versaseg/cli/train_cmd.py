@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from versaseg.cli.common import user_errors
+from versaseg.cli.common import json_object_option, user_errors
 from versaseg.losses.registry import LOSSES, describe_options
 
 HELP = (
@@ -59,18 +58,8 @@ def train(
     from versaseg.training.config import TrainConfig
     from versaseg.training.run import train as run_training
 
-    try:
-        kwargs = json.loads(network_kwargs)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"--network-kwargs is not valid JSON ({exc})") from None
-    if not isinstance(kwargs, dict):
-        raise InputError("--network-kwargs must be a JSON object")
-    try:
-        loss_options = json.loads(loss_kwargs)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"--loss-kwargs is not valid JSON ({exc})") from None
-    if not isinstance(loss_options, dict):
-        raise InputError("--loss-kwargs must be a JSON object")
+    kwargs = json_object_option(network_kwargs, "--network-kwargs")
+    loss_options = json_object_option(loss_kwargs, "--loss-kwargs")
     try:
         patch = [int(p) for p in patch_size.split(",")] if patch_size.strip() else []
     except ValueError:
