@@ -148,6 +148,13 @@ def test_basal_ganglia_label_set(basal_case):
     assert (millilitres > 1).all() and (millilitres < 20).all()
 
 
+def test_vessels_label_set_is_the_brain_sets_vessel_class(reference, brain_cases):
+    assert brain.labels_of("vessels") == {"background": 0, "vessels": 1}
+    binary = brain.generate_case(SHAPE, SPACING, 11, "vessels", reference)  # same seed as brain_cases[0]
+    np.testing.assert_array_equal(binary.label, (brain_cases[0].label == 4).astype(np.uint8))
+    assert binary.channels.keys() == brain_cases[0].channels.keys()
+
+
 def test_unknown_label_set_lists_valid_ones():
     with pytest.raises(InputError, match="brain, basal-ganglia"):
         brain.labels_of("thalamus")

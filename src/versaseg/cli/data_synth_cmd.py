@@ -55,7 +55,8 @@ def synth_brain(
         "(176 x 208 x 176 mm) at --spacing.", show_default=False)] = None,
     labels: Annotated[str, typer.Option(
         "--labels", help="Label set: 'brain' (cerebrum, cerebellum, brainstem, vessels) or 'basal-ganglia' (caudate, "
-        "putamen, pallidum) or 'structures' (cerebrum, cerebellum, brainstem, basal ganglia).")] = "brain",
+        "putamen, pallidum) or 'structures' (cerebrum, cerebellum, brainstem, basal ganglia) or 'vessels' "
+        "(binary).")] = "brain",
     tiny: Annotated[bool, typer.Option(
         "--tiny", help="A coarse 4 mm dataset (44 x 52 x 44 voxels) for unit tests: well under a second per case, "
         "same channels and labels.")] = False,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from versaseg.cli.common import user_errors
+from versaseg.cli.common import json_object_option, user_errors
 
 study_app = typer.Typer(help="Controlled comparisons with statistics (losses).", no_args_is_help=True)
 
@@ -18,8 +18,9 @@ LOSSES_HELP = (
     "box_<class>_<metric>.png and runs/<loss>/fold<k>/ (each a normal run directory). A killed study continues "
     "where it stopped when run again with the same command (finished runs are reused, a half-trained run resumes "
     "from its checkpoint).\n\n"
-    "--quick: 3 epochs x 10 iterations, batch 8, a 2D U-Net of base width 8 - a smoke-level comparison that "
-    "finishes in minutes; use the defaults (or more) for conclusions.\n\n"
+    "--quick: 3 epochs x 10 iterations, batch 8, a 2D U-Net of base width 8 (overriding --epochs, --iterations, "
+    "--batch-size and --network-kwargs) - a smoke-level comparison that finishes in minutes; use the defaults (or "
+    "more) for conclusions.\n\n"
     "Example:\n\n"
     "  versaseg data synth-brain data/synth --cases 10 --spacing 2.5\n\n"
     "  versaseg study losses data/synth --out study --losses ce,ce_focal,dice,dice_inverse --folds 5"
@@ -41,6 +42,9 @@ def losses(
     epochs: int = typer.Option(20, help="Epochs per run."),
     iterations: int = typer.Option(25, help="Iterations per epoch."),
     network: str = typer.Option("unet", help="Network (see `versaseg networks`)."),
+    network_kwargs: str = typer.Option('{"depth": 4, "base_width": 16}', "--network-kwargs",
+                                       help="JSON object of network options (as for `versaseg train`)."),
+    batch_size: int = typer.Option(0, "--batch-size", help="Samples per iteration (0 = the trainer's default)."),
     dim: str = typer.Option("2d", help="2d or 3d."),
     axis: int = typer.Option(2, help="Slicing axis for 2d (canonical RAS: 2 = axial)."),
     seed: int = typer.Option(0, help="Seed of the split and of every run."),
@@ -55,8 +59,9 @@ def losses(
     settings = StudySettings(losses=[s.strip() for s in loss_names.split(",") if s.strip()],
                              classes=[c.strip() for c in classes.split(",") if c.strip()] or None, folds=folds,
                              test_split=test_split if test_split is not None else (None if folds else 0.3),
-                             epochs=epochs, iterations=iterations, network=network, dim=dim, axis=axis, seed=seed,
-                             device=device)
+                             epochs=epochs, iterations=iterations, batch_size=batch_size, network=network,
+                             network_kwargs=json_object_option(network_kwargs, "--network-kwargs"), dim=dim,
+                             axis=axis, seed=seed, device=device)
     if quick:
         settings.epochs, settings.iterations, settings.batch_size = 3, 10, 8
         settings.network_kwargs = {"depth": 4, "base_width": 8}

@@ -92,6 +92,8 @@ LABEL_SETS = {
         "brainstem": ("brainstem",),
         "basal_ganglia": BASAL_GANGLIA,
     },
+    # the binary task of the loss study: vessels against everything else
+    "vessels": {"vessels": ("vessel",)},
 }
 # MNI152 brains are larger than individual adult brains (~1.7 L of parenchyma here): cases are drawn at 0.9 times
 # the template size on average (~1.25 L), in a typical head field of view.

@@ -61,7 +61,7 @@ def write_synth_dataset(
         spacing: voxel size in mm, one number or (X, Y, Z); default 1.5 mm (``tiny``: 4 mm).
         shape: output grid (X, Y, Z); default :func:`versaseg.data.synthetic.brain.head_shape` (the whole head).
         label_set: ``"brain"`` (cerebrum, cerebellum, brainstem, vessels) or ``"basal-ganglia"`` (caudate, putamen,
-            pallidum) or ``"structures"`` (cerebrum, cerebellum, brainstem, basal ganglia).
+            pallidum) or ``"structures"`` (cerebrum, cerebellum, brainstem, basal ganglia) or ``"vessels"`` (binary).
         tiny: a coarse 4 mm dataset that generates in well under a second per case (for unit tests).
         workers: processes generating cases in parallel (1 = in this process).
         progress: called as ``progress(case_id, done, total)`` after each case.
