@@ -89,6 +89,15 @@ def crop(array: np.ndarray, start: Sequence[int], size: Sequence[int], fill: flo
     return out
 
 
+def inside_mask(start: Sequence[int], size: Sequence[int], spatial: Sequence[int]) -> np.ndarray:
+    """(1, *size) bool: the voxels of a patch from ``start`` (may be negative) that lie inside a volume of shape
+    ``spatial`` - what :func:`crop` copies rather than pads."""
+    out = np.zeros((1, *size), bool)
+    out[(slice(None), *(slice(max(-first, 0), max(min(n - first, s), 0))
+                        for first, s, n in zip(start, size, spatial, strict=True)))] = True
+    return out
+
+
 class PatchSampler(torch.utils.data.IterableDataset):
     """Yields training batches forever: dicts of image (B, C, *patch) float32, label (B, 1, *patch) int64 and
     mask (B, 1, *patch) float32 (1 where the voxel counts in the loss); with ``distance=True`` also distance
@@ -138,13 +147,11 @@ class PatchSampler(torch.utils.data.IterableDataset):
             else volume.annotated
         center = pool[rng.integers(len(pool))]
         label = volume.label[None]
-        mask = (label != self.ignore_label) if self.ignore_label is not None else np.ones_like(label, bool)
         distance = volume.distance if self.distance else None
         if self.dim == 2:
             index = int(center[self.axis])
             image = np.take(volume.image, index, axis=self.axis + 1)
             label = np.take(label, index, axis=self.axis + 1)
-            mask = np.take(mask, index, axis=self.axis + 1)
             if distance is not None:
                 distance = np.take(distance, index, axis=self.axis + 1)
             center = np.delete(center, self.axis)
@@ -153,9 +160,13 @@ class PatchSampler(torch.utils.data.IterableDataset):
         jitter = rng.integers(-(np.asarray(self.patch_size) // 4), np.asarray(self.patch_size) // 4 + 1)
         start = patch_start(center + jitter, self.patch_size, image.shape[1:])
         image = crop(image, start, self.patch_size, 0.0)
+        # the loss mask is built on the patch only (never on the whole volume: that cost grows with the case):
+        # voxels outside the image (padding) and ignore-label voxels do not count
+        inside = inside_mask(start, self.patch_size, label.shape[1:])
         label = crop(label, start, self.patch_size, 0).astype(np.int64)
-        mask = crop(mask, start, self.patch_size, False).astype(np.float32)
-        label[mask == 0] = 0
+        mask = inside if self.ignore_label is None else inside & (label != self.ignore_label)
+        label[~mask] = 0
+        mask = mask.astype(np.float32)
         sample = {"image": image, "label": label, "mask": mask}
         if distance is not None:
             sample["distance"] = crop(distance, start, self.patch_size, 0.0)
