@@ -1,0 +1,151 @@
+"""``versaseg synth train | apply | augment``: modality synthesis with pix2pix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from versaseg.cli.common import json_object_option, user_errors
+
+synth_app = typer.Typer(
+    help="Modality synthesis with pix2pix: learn to turn one MR channel into another (e.g. T2 -> TOF), apply it to "
+    "images, and add the synthetic channel to a dataset as an extra input of `versaseg train`.",
+    no_args_is_help=True,
+)
+
+TRAIN_HELP = (
+    "Train a pix2pix synthesiser (Isola et al. 2017) from paired channels of a dataset: a U-Net generator "
+    "(the registered 'unet', 1 input and 1 output channel, tanh output; default depth 5, base width 32 in 2d and "
+    "depth 4, base width 16 in 3d) and a conditional PatchGAN discriminator (MONAI PatchDiscriminator: 3 stride-2 and "
+    "2 stride-1 4x4 convs, so each real/fake logit sees a 70x70 patch in 2d, 70^3 in 3d) that judges (source, target) "
+    "pairs. Loss: adversarial (binary cross-entropy on the patch logits, or least squares with --gan-loss lsgan) + "
+    "--lambda-l1 x L1; Adam, lr 2e-4, betas (0.5, 0.999), for both networks.\n\n"
+    "Intensities: each image is clipped to its own --percentiles (whole volume) and mapped to [-1, 1]; the run "
+    "stores the target's typical range (median over training cases) so `synth apply` writes target-like units.\n\n"
+    "2d trains on slices perpendicular to --axis that contain brain (whole slices, padded, by default); 3d on random "
+    "--patch patches. A --val-fraction of the cases is held out: after each epoch RUN/metrics.csv gets a row (epoch, "
+    "g_adv, g_l1, d_loss, val_mae, val_psnr, val_ssim, seconds) with MAE, PSNR (data range 2) and SSIM of the "
+    "synthetic vs the real target inside the brain mask (label > 0; Otsu foreground of the source without labels), "
+    "in the scaled [-1, 1] units. RUN also holds config.json, model.pt (generator), checkpoint.pt (--resume), "
+    "curves.png and samples/epoch_NNN.png (source | synthetic | real) every --sample-every epochs and after the last."
+    "\n\nChannels are names from dataset.json channel_names or indices.\n\n"
+    "Examples:\n\n"
+    "  versaseg data synth-brain data/synth --cases 10 --spacing 2.5\n\n"
+    "  versaseg synth train data/synth --source T2 --target TOF --out runs/t2_tof --epochs 50\n\n"
+    "  versaseg synth train data/synth --source T2 --target TOF --out runs/t2_tof --epochs 80 --resume"
+)
+
+APPLY_HELP = (
+    "Synthesise the run's target modality from one source image (the run's source modality) and write it with the "
+    "input's exact geometry (affine, spacing, direction) as float32 in the target's typical intensity range.\n\n"
+    "Example:\n\n"
+    "  versaseg synth apply runs/t2_tof patient_T2.nii.gz --out patient_synthTOF.nii.gz"
+)
+
+AUGMENT_HELP = (
+    "Copy DATASET to --out and add the run's synthetic target as a new last channel CASE_000N of every case "
+    "(imagesTr and imagesTs), synthesised from the run's source channel (found by name in dataset.json, else by "
+    "index). dataset.json gets the channel (named 'synthetic <target>') and a 'synthesis' entry recording the run and "
+    "the source channel; labels are copied unchanged, so `versaseg train OUT` uses the channel like any other. The "
+    "new dataset is built in a hidden temporary folder and renamed into place at the end.\n\n"
+    "Example:\n\n"
+    "  versaseg synth augment data/synth runs/t2_tof --out data/synth_plus_tof\n\n"
+    "  versaseg train data/synth_plus_tof --out runs/seg4ch"
+)
+
+
+def _floats(value: str, option: str) -> list[float]:
+    from versaseg.errors import InputError
+
+    try:
+        return [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{option} must be comma-separated numbers, got '{value}'") from None
+
+
+@user_errors
+def train(
+    dataset: Path = typer.Argument(..., help="Dataset folder (nnU-Net v2 layout) whose cases hold both channels."),
+    source: str = typer.Option(..., "--source", help="Input channel: name (e.g. T2) or index."),
+    target: str = typer.Option(..., "--target", help="Channel to synthesise: name (e.g. TOF) or index."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory to create."),
+    dim: str = typer.Option("2d", help="2d: slice-wise along --axis; 3d: patch-wise."),
+    axis: int = typer.Option(2, help="Slicing axis for 2d in canonical RAS: 0 sagittal, 1 coronal, 2 axial."),
+    epochs: int = typer.Option(50, help="Number of epochs."),
+    iterations: int = typer.Option(50, "--iterations", help="Training iterations (batches) per epoch."),
+    batch_size: int = typer.Option(0, "--batch-size", help="Batch size; 0 = 4 slices (2d) or 2 patches (3d)."),
+    patch: str = typer.Option("", "--patch", help="Comma-separated patch size (2 values for 2d, 3 for 3d); empty = "
+                              "whole slices padded to the generator's divisor (2d) or 64,64,64 (3d)."),
+    network: str = typer.Option("unet", help="Generator network from the registry (see `versaseg networks`)."),
+    network_kwargs: str = typer.Option("{}", "--network-kwargs", help="JSON object of generator options; {} = "
+                                       "depth 5, base width 32 (2d) or depth 4, base width 16 (3d)."),
+    lambda_l1: float = typer.Option(100.0, "--lambda-l1", help="Weight of the L1 term."),
+    gan_loss: str = typer.Option("bce", "--gan-loss", help="bce (pix2pix) | lsgan (least squares)."),
+    lr: float = typer.Option(2e-4, "--lr", help="Adam learning rate of both networks (betas 0.5, 0.999)."),
+    percentiles: str = typer.Option("0.5,99.9", "--percentiles", help="LOW,HIGH intensity percentiles mapped to "
+                                    "-1 and 1 (values outside are clipped)."),
+    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Fraction of cases held out for validation."),
+    sample_every: int = typer.Option(5, "--sample-every", help="Write samples/epoch_NNN.png every N epochs and "
+                                     "after the last (0 = never)."),
+    seed: int = typer.Option(0, help="Random seed (split, initialisation, sampling)."),
+    device: str = typer.Option("auto", help="auto (CUDA when available) | cpu | cuda."),
+    resume: bool = typer.Option(False, "--resume", help="Continue RUN from its last completed epoch; the run's own "
+                                "config is used, --epochs may extend it."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory's files."),
+) -> None:
+    from versaseg.errors import InputError
+    from versaseg.synthesis.config import SynthConfig
+    from versaseg.synthesis.train import train_synthesis
+
+    kwargs = json_object_option(network_kwargs, "--network-kwargs")
+    try:
+        patch_size = [int(p) for p in patch.split(",")] if patch.strip() else []
+    except ValueError:
+        raise InputError(f"--patch must be comma-separated integers, got '{patch}'") from None
+    config = SynthConfig(source=source, target=target, dim=dim, axis=axis, patch_size=patch_size,
+                         batch_size=batch_size, epochs=epochs, iterations_per_epoch=iterations, network=network,
+                         network_kwargs=kwargs, gan_loss=gan_loss, lambda_l1=lambda_l1, learning_rate=lr,
+                         percentiles=_floats(percentiles, "--percentiles"), val_fraction=val_fraction,
+                         sample_every=sample_every, seed=seed)
+    run = train_synthesis(config, dataset, out, resume=resume, overwrite=overwrite, device=device)
+    typer.echo(f"run written to {run}")
+
+
+@user_errors
+def apply(
+    run: Path = typer.Argument(..., help="Run directory of `versaseg synth train` (config.json, model.pt)."),
+    image: Path = typer.Argument(..., help="Source-modality image (NIfTI, NRRD, MHA or a DICOM series folder)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output image, e.g. SYNTH.nii.gz."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+) -> None:
+    from versaseg.synthesis.apply import apply_to_file
+
+    written = apply_to_file(run, image, out, overwrite=overwrite, device=device)
+    typer.echo(f"wrote {written}")
+
+
+@user_errors
+def augment(
+    dataset: Path = typer.Argument(..., help="Dataset folder (nnU-Net v2 layout) holding the run's source channel."),
+    run: Path = typer.Argument(..., help="Run directory of `versaseg synth train`."),
+    out: Path = typer.Option(..., "--out", "-o", help="New dataset folder (DATASET2)."),
+    name: str = typer.Option("", "--name", help="Name of the new channel in dataset.json (default 'synthetic "
+                             "<target>')."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
+) -> None:
+    from versaseg.synthesis.apply import augment_dataset
+
+    written = augment_dataset(dataset, run, out, overwrite=overwrite, device=device, channel_name=name or None)
+    typer.echo(f"wrote {written}")
+
+
+def _register() -> None:
+    synth_app.command("train", help=TRAIN_HELP)(train)
+    synth_app.command("apply", help=APPLY_HELP)(apply)
+    synth_app.command("augment", help=AUGMENT_HELP)(augment)
+
+
+_register()
