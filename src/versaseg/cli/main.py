@@ -16,13 +16,16 @@ app = typer.Typer(
 
 def _register() -> None:
     from versaseg.cli import (
+        cascade_cmd,
         complete_cmd,
         data_cmd,
         demo_cmd,
         evaluate_cmd,
+        explain_cmd,
         networks_cmd,
         predict_cmd,
         study_cmd,
+        synth_cmd,
         train_cmd,
     )
 
@@ -32,8 +35,11 @@ def _register() -> None:
     app.command("complete", help=complete_cmd.HELP)(complete_cmd.complete)
     app.command("demo")(demo_cmd.demo)
     app.command("networks")(networks_cmd.networks)
+    app.command("explain", help=explain_cmd.HELP)(explain_cmd.explain)
     app.add_typer(data_cmd.data_app, name="data")
     app.add_typer(study_cmd.study_app, name="study")
+    app.add_typer(synth_cmd.synth_app, name="synth")
+    app.add_typer(cascade_cmd.cascade_app, name="cascade")
 
 
 _register()

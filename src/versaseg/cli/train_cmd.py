@@ -48,6 +48,9 @@ def train(
     seed: int = typer.Option(0, help="Random seed; runs on CPU with the same seed are identical."),
     workers: int = typer.Option(0, help="DataLoader worker processes for sampling + augmentation."),
     device: str = typer.Option("auto", help="auto (CUDA when available) | cpu | cuda."),
+    save_every: int = typer.Option(0, "--save-every", help="Also keep the network's weights every N epochs (and "
+                                   "after the last) as RUN/checkpoints/epoch_NNN.pt, listed in "
+                                   "RUN/checkpoints.json, for `versaseg explain`; 0 = off."),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard events to RUN/tensorboard."),
     resume: bool = typer.Option(False, "--resume", help="Continue RUN from its last completed epoch (after a crash "
                                 "or kill); the run's own config is used, --epochs may extend it."),
@@ -67,7 +70,8 @@ def train(
     config = TrainConfig(network=network, network_kwargs=kwargs, dim=dim, axis=axis, patch_size=patch,
                          batch_size=batch_size, epochs=epochs, iterations_per_epoch=iterations, learning_rate=lr,
                          loss=loss, loss_kwargs=loss_options, augmentation=augmentation, val_fraction=val_fraction,
-                         val_every=val_every, seed=seed, num_workers=workers, tensorboard=tensorboard)
+                         val_every=val_every, seed=seed, num_workers=workers, tensorboard=tensorboard,
+                         save_every=save_every)
     if not resume:
         config.validate()
     trainer = run_training(config, dataset, out, resume=resume, overwrite=overwrite, device=device)

@@ -38,6 +38,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     tensorboard: bool = False
+    save_every: int = 0  # keep the network's weights every N epochs (and the last) in checkpoints/; 0 = off
     # Filled from the dataset when training starts:
     channel_names: list[str] = field(default_factory=list)
     labels: dict[str, int] = field(default_factory=dict)
@@ -69,6 +70,8 @@ class TrainConfig:
             raise InputError(f"--axis must be 0, 1 or 2, got {self.axis}")
         if self.epochs < 1 or self.iterations_per_epoch < 1:
             raise InputError("--epochs and --iterations must be at least 1")
+        if self.save_every < 0:
+            raise InputError(f"--save-every must be 0 (off) or a positive number of epochs, got {self.save_every}")
         if not 0 <= self.val_fraction < 1:
             raise InputError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         from versaseg.losses.registry import available_losses, loss_options

@@ -22,7 +22,8 @@ from versaseg.training.config import TrainConfig
 from versaseg.training.distributed import barrier, broadcast_flag, cleanup, init_distributed, resolve_device
 from versaseg.training.trainer import Trainer
 
-RUN_FILES = ("config.json", "model.pt", "checkpoint.pt", "metrics.csv", "curves.png", "tensorboard")
+RUN_FILES = ("config.json", "model.pt", "checkpoint.pt", "metrics.csv", "curves.png", "tensorboard", "checkpoints",
+             "checkpoints.json")
 
 
 def split_cases(case_ids: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from versaseg.data.sampling import PatchSampler, TrainingVolume
 from versaseg.inference.window import predict_probabilities
 from versaseg.losses.registry import build_loss
-from versaseg.training.checkpoint import load_safe, save_atomic
+from versaseg.training.checkpoint import load_safe, save_atomic, save_snapshot
 from versaseg.training.config import TrainConfig
 from versaseg.training.distributed import DistInfo, barrier
 from versaseg.training.history import EpochLogger
@@ -89,6 +89,9 @@ class Trainer:
     def save(self, epoch: int) -> None:
         save_atomic(self.state(epoch), self.run_dir / "checkpoint.pt")
         save_atomic(self.network.state_dict(), self.run_dir / "model.pt")
+        done, every = epoch + 1, self.config.save_every
+        if every and (done % every == 0 or done == self.config.epochs):
+            save_snapshot(self.network.state_dict(), self.run_dir, done)
 
     # -- loop ----------------------------------------------------------------------------------------------------
     def fit(self) -> list[dict]:
