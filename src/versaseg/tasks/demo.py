@@ -14,7 +14,7 @@ import numpy as np
 
 from versaseg.errors import InputError
 
-DEMO_FILES = ("data", "run", "predictions", "figures", "evaluation.json", "evaluation.csv", "report.html")
+DEMO_FILES = ("data", "run", "predictions", "figures", "explain", "evaluation.json", "evaluation.csv", "report.html")
 
 
 def _prepare(out: Path, overwrite: bool) -> None:
@@ -53,7 +53,7 @@ def run_demo(out: str | Path, epochs: int = 30, iterations: int = 25, cases: int
 
     started = time.perf_counter()
     config = TrainConfig(epochs=epochs, iterations_per_epoch=iterations, dim="2d", axis=2, seed=seed,
-                         network_kwargs={"depth": 4, "base_width": 16})
+                         network_kwargs={"depth": 4, "base_width": 16}, save_every=max(1, epochs // 3))
     trainer = train(config, data, out / "run", device=device)
     timings["train"] = time.perf_counter() - started
 
@@ -83,6 +83,10 @@ def run_demo(out: str | Path, epochs: int = 30, iterations: int = 25, cases: int
         overlays.append(Path("figures") / png.name)
     shutil.copyfile(out / "run" / "curves.png", figures / "curves.png")
 
+    started = time.perf_counter()
+    explained = _explain_first_case(out, test_cases_files[0], data, device)
+    timings["explain"] = time.perf_counter() - started
+
     table = {name: {metric: f"{stats['mean']:.3f} ± {stats['std']:.3f}" for metric, stats in metrics.items()}
              for name, metrics in result.aggregates.items()}
     history = trainer.history[-1]
@@ -100,13 +104,36 @@ def run_demo(out: str | Path, epochs: int = 30, iterations: int = 25, cases: int
         ("Learning curves", [Path("figures") / "curves.png"]),
         ("Test-set metrics (mean ± std over cases; HD95 and ASSD in mm)", [table]),
         ("Test cases", overlays),
+        ("What the network computes (versaseg explain)", [
+            f"One axial slice of {test_cases_files[0].case_id} through the trained network: the prediction, a "
+            "Grad-CAM map of where the vessel class's score comes from, the feature maps of the first encoder "
+            f"stage and of the last decoder stage, and how one layer, the prediction and the per-class Dice changed "
+            f"at the weights saved every {config.save_every} epochs (`versaseg train --save-every`). Every layer, "
+            "its activation statistics and explanations: explain/index.html.",
+            *explained]),
         ("Reproduce from the CLI", [
             f"versaseg data synth-brain DATA --cases {cases} --test-cases {test_cases} --spacing {spacing}",
             f"versaseg train {data} --out RUN --epochs {epochs} --iterations {iterations}",
             f"versaseg predict RUN {data} --out PRED",
             f"versaseg evaluate PRED {data / 'labelsTs'} --labels {data / 'dataset.json'}",
+            f"versaseg explain RUN {' '.join(str(p) for p in test_cases_files[0].images)} --out EXPLAIN --label "
+            f"{test_cases_files[0].label} --class vessels",
         ]),
     ]
     report = out / "report.html"
     write_html_report(report, "versaseg demo report", sections)
     return report
+
+
+def _explain_first_case(out: Path, files, data: Path, device: str) -> list[Path]:
+    """``versaseg explain`` of the demo run on one test case; the report's figures (paths relative to ``out``)."""
+    from versaseg.tasks.explain import ExplainSettings, explain
+    from versaseg.training.distributed import resolve_device
+
+    explain(out / "run", files.images, out / "explain", label=files.label,
+            settings=ExplainSettings(classes=["vessels"]), device=resolve_device(device), show_progress=False)
+    folder = out / "explain"
+    layers = sorted((folder / "layers").glob("*.png"))
+    wanted = [folder / "prediction.png", folder / "cam_vessels.png", *layers[:1], *layers[-2:-1],
+              *sorted(folder.glob("timeline_*.png")), folder / "dice_timeline.png", folder / "index.html"]
+    return [path.relative_to(out) for path in wanted if path.exists()]
