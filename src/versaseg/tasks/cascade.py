@@ -23,9 +23,7 @@ Both stage directories work with ``versaseg predict`` on their own (stage 1 expe
 Sizes: stage-1 grids are rounded up to a multiple of the stage-1 network's divisor (the grid stays centred on the
 volume) and stage-2 boxes grow to a multiple of the stage-2 network's divisor where the volume allows; unless a
 stage's ``patch_size`` is given, it is the smallest case (crop) size rounded down to the divisor. Training then never
-pads a sample, and prediction never pads a volume, so both see the same borders (the sampler centres a case smaller
-than the patch in it, while the predictor pads at the end only: a mismatch that gave edge artefacts on small coarse
-volumes).
+pads a sample, and prediction never pads a volume, so both see the same borders.
 """
 
 from __future__ import annotations
