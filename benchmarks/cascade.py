@@ -21,29 +21,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_section import cpu_model, write_section  # noqa: E402
+from docs_section import cpu_model, versaseg, write_section  # noqa: E402
 
 TITLE = "## Two-stage cascade for the basal ganglia"
 STRUCTURES = ("caudate", "putamen", "pallidum")
-
-
-def versaseg(*args: str, log: Path) -> float:
-    """Run ``versaseg ARGS`` (this interpreter's package), its stderr appended to ``log``; return the wall time."""
-    started = time.perf_counter()
-    command = [sys.executable, "-m", "versaseg.cli.main", *args]
-    with open(log, "a") as stream:
-        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=stream, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(command)}\n{result.stdout[-2000:]}\nlog: {log}")
-    return time.perf_counter() - started
 
 
 def main() -> None:

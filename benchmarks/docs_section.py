@@ -1,9 +1,30 @@
-"""Shared by the benchmark scripts: the CPU's name, and replacing one '## ' section of docs/benchmarks.md."""
+"""Shared by the benchmark scripts: running ``versaseg`` as a user would, the CPU's name, and replacing one '## '
+section of docs/benchmarks.md."""
 
 from __future__ import annotations
 
 import platform
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+
+def versaseg(*args: str, log: Path | None = None) -> float:
+    """Run ``versaseg ARGS`` with this interpreter's package; return the wall time. Its stderr (progress bars) is
+    appended to ``log`` when given; a failure stops the benchmark with the command and the end of its output."""
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "versaseg.cli.main", *args]
+    if log is None:
+        result = subprocess.run(command, capture_output=True, text=True, encoding="utf-8", errors="replace")
+        tail = result.stderr[-4000:]
+    else:
+        with open(log, "a") as stream:
+            result = subprocess.run(command, stdout=subprocess.PIPE, stderr=stream, text=True)
+        tail = f"(stderr in {log})"
+    if result.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(command)}\n{result.stdout[-2000:]}\n{tail}")
+    return time.perf_counter() - started
 
 
 def cpu_model() -> str:

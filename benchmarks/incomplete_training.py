@@ -17,26 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_section import cpu_model, write_section  # noqa: E402
+from docs_section import cpu_model, versaseg, write_section  # noqa: E402
 
 TITLE = "## Training on incomplete labels"
 IGNORE = 9
-
-
-def versaseg(*args: str) -> float:
-    """Run ``versaseg ARGS`` (this interpreter's package), fail loudly, return the wall time."""
-    started = time.perf_counter()
-    command = [sys.executable, "-m", "versaseg.cli.main", *args]
-    result = subprocess.run(command, capture_output=True, text=True, encoding="utf-8", errors="replace")
-    if result.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(command)}\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
-    return time.perf_counter() - started
 
 
 def main() -> None:

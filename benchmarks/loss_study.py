@@ -22,29 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_section import cpu_model, write_section  # noqa: E402
+from docs_section import cpu_model, versaseg, write_section  # noqa: E402
 
 TITLE = "## Loss study"
 TASKS = {"binary": "vessels", "multiclass": "brain"}
 RESEARCH = {"binary": "dice_focal", "multiclass": "ce_dtm"}
 PLOTS = {"binary": ("vessels_dice", "vessels_hd95"), "multiclass": ("vessels_dice", "brainstem_dice")}
-
-
-def versaseg(*args: str, log: Path | None = None) -> float:
-    """Run ``versaseg ARGS`` (this interpreter's package), stream its stderr to ``log``, return the wall time."""
-    started = time.perf_counter()
-    command = [sys.executable, "-m", "versaseg.cli.main", *args]
-    with open(log or Path("/dev/null"), "a") as stream:
-        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=stream, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(command)}\n{result.stdout[-2000:]}\nlog: {log}")
-    return time.perf_counter() - started
 
 
 def main() -> None:

@@ -24,15 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_section import cpu_model, write_section  # noqa: E402
+from docs_section import cpu_model, versaseg, write_section  # noqa: E402
 
 TITLE = "## Modality synthesis"
 VESSELS = 4  # the 'brain' label set's vessel value
@@ -43,17 +41,6 @@ SETTINGS = {  # quick: the issue's < 20 min check; full: the benchmark's numbers
     "full": {"cases": 12, "test_cases": 6, "spacing": 2.0, "synth_epochs": 12, "synth_iterations": 50,
              "seg_epochs": 16, "seg_iterations": 25, "seeds": 3},
 }
-
-
-def versaseg(*args: str, log: Path) -> float:
-    """Run ``versaseg ARGS`` (this interpreter's package), its stderr appended to ``log``; return the wall time."""
-    started = time.perf_counter()
-    command = [sys.executable, "-m", "versaseg.cli.main", *args]
-    with open(log, "a") as stream:
-        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=stream, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(command)}\n{result.stdout[-2000:]}\nlog: {log}")
-    return time.perf_counter() - started
 
 
 def channel_subset(source: Path, channels: tuple[str, ...], out: Path) -> None:

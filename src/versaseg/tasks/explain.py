@@ -21,8 +21,6 @@ window's slice. Written atomically into OUT (built in a hidden sibling folder, r
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import shutil
 import tempfile
@@ -35,6 +33,7 @@ import torch
 
 from versaseg.errors import InputError
 from versaseg.io.atomic import replace_folder, write_text_atomic
+from versaseg.training.history import csv_text
 from versaseg.viz import explain as vx
 
 EXPLAIN_MARKER = "explain.json"
@@ -219,18 +218,6 @@ def _dice_per_class(pred: np.ndarray, label: np.ndarray, classes: int, ignore: i
     return [dice((pred == k) & annotated, (label == k) & annotated) for k in range(1, classes)]
 
 
-def _csv_text(rows: list[dict]) -> str:
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return buffer.getvalue()
-
-
 @dataclass
 class _Scene:
     """Everything the figures need about the chosen slice."""
@@ -326,7 +313,7 @@ def _write_layers(scene: _Scene, layers: Sequence[vx.Layer], max_channels: int, 
         rows.append({"layer": layer.name, "role": layer.role, **vx.activation_stats(cropped),
                      "shown_channels": " ".join(str(c) for c in shown), "png": png.as_posix()})
         items += [f"{layer.name}: {layer.role}", png]
-    (folder / "stats.csv").write_text(_csv_text(rows))
+    (folder / "stats.csv").write_text(csv_text(rows))
     (folder / "stats.json").write_text(json.dumps({"layers": rows}, indent=2) + "\n")
     table = [{k: v for k, v in row.items() if k not in ("shown_channels", "png")} for row in rows]
     return [("Feature maps by layer", items), ("Activation statistics (stats.csv, stats.json)", [
@@ -376,7 +363,7 @@ def _write_timeline(scene: _Scene, run_dir: Path, snapshots: list[tuple[int, Pat
     cam_name = None if cam_class is None else names[cam_class]
     cam_text = "" if cam_name is None else f" and the Grad-CAM of {cam_name}"
     _timeline_figure(frames, folder / png, layer, channels, cam_name, scene.aspect, len(names), scene.display)
-    (folder / "timeline.csv").write_text(_csv_text(rows))
+    (folder / "timeline.csv").write_text(csv_text(rows))
     items: list = [
         f"The network as saved during training (RUN/checkpoints, {len(snapshots)} epochs): each row is one saved "
         f"epoch; the first columns are channels of layer {layer.name} (the same channels in every row: those that vary "

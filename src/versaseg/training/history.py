@@ -9,8 +9,8 @@ from pathlib import Path
 from versaseg.io.atomic import write_text_atomic
 
 
-def write_metrics_csv(rows: list[dict], path: Path) -> None:
-    """One row per epoch; columns are the union of the rows' keys in first-seen order."""
+def csv_text(rows: list[dict]) -> str:
+    """CSV of ``rows``: columns are the union of the rows' keys in first-seen order, floats with 6 digits."""
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
@@ -19,7 +19,12 @@ def write_metrics_csv(rows: list[dict], path: Path) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    write_text_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_metrics_csv(rows: list[dict], path: Path) -> None:
+    """One row per epoch (see :func:`csv_text`), written atomically."""
+    write_text_atomic(path, csv_text(rows))
 
 
 class EpochLogger:
