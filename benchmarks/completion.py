@@ -302,7 +302,35 @@ def _tables(part: list[dict], order: list[str]) -> list[str]:
                 cells.append("–" if not sub else f"{_avg(sub, _mean_dice):.3f} ({len(sub)})")
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
-    return lines + verdicts(part, order)
+    return lines + network_study(part, order) + verdicts(part, order)
+
+
+def network_study(part: list[dict], order: list[str]) -> list[str]:
+    """The networks compared on exactly the same runs (case, axis, K, noise), by K and noisy fraction."""
+    networks = [m for m in order if m not in CHEAP]
+    if len(networks) < 2:
+        return []
+
+    def key(r: dict) -> tuple:
+        return r["case"], r["axis"], r["every"], r["noise"]
+
+    common = set.intersection(*({key(r) for r in _select(part, method=m)} for m in networks))
+    if not common:
+        return []
+    settings = sorted({(k[2], k[3]) for k in common})
+    lines = ["Network study: `versaseg complete` with each network on the same runs only (mean foreground Dice, "
+             "paired runs in brackets; ITK on those runs for reference):", "",
+             "| network | " + " | ".join(f"K={k}, {round(n * 100)} %" for k, n in settings) + " | all |",
+             "|---" * (len(settings) + 2) + "|"]
+    for method in [*networks, "itk"]:
+        cells, everything = [], []
+        for k, n in settings:
+            sub = [r for r in _select(part, method=method, every=k, noise=n) if key(r) in common]
+            everything += sub
+            cells.append("–" if not sub else f"{_avg(sub, _mean_dice):.3f} ({len(sub)})")
+        total = f"{_avg(everything, _mean_dice):.3f}" if everything else "–"
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {total} |")
+    return lines + [""]
 
 
 def verdicts(part: list[dict], order: list[str]) -> list[str]:
