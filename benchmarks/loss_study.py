@@ -149,6 +149,15 @@ def render(work: Path, args, timings: dict) -> str:
                   f"({summary['losses'][by_significance]['significance_score']}). The research's best for this "
                   f"task, `{research}`, ranks {position} of {len(ordered)} here "
                   f"(rank score {summary['losses'][research]['rank_score']:.2f}).", ""]
+        unlearned = {c: [loss for loss in ordered if summary["losses"][loss]["mean"][f"{c}/dice"] < 0.05]
+                     for c in classes}
+        unlearned = {c: losses for c, losses in unlearned.items() if losses}
+        if unlearned:
+            lines += ["Not learned at this budget (mean test Dice < 0.05): " + "; ".join(
+                f"{c} by {len(losses)} of {len(ordered)} losses ({', '.join(losses)})"
+                for c, losses in unlearned.items()) + ". Their HD95/ASSD are undefined ('–') and rank last; the "
+                "ranking then says which losses learn a small class early, not which segment it best once "
+                "trained.", ""]
         for plot in PLOTS[task]:
             lines.append(f"![{task} {plot}](images/loss_study/{task}_{plot}.png)")
     return "\n".join(lines) + "\n"
