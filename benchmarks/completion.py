@@ -72,12 +72,23 @@ def main() -> None:
         row = run_one(case, axis, every, noise, method)
         if row is None:
             continue
+        row["commit"] = _commit()
         append_result(args.results, row)
         mean = np.mean([row["dice"][str(c)] for c in CLASSES])
         print(f"[{number}/{len(todo)}] {row['key']}: mean Dice {mean:.3f}, {row['seconds']:.1f} s", flush=True)
     if args.docs is not None:
         write_section(args.docs, TITLE, render(read_results(args.results)))
         print(f"wrote '{TITLE}' in {args.docs}")
+
+
+def _commit() -> str:
+    """The code version a run used (git's short hash of HEAD, '+' when the tree had uncommitted changes)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent).stdout
+
+    return git("rev-parse", "--short", "HEAD").strip() + ("+" if git("status", "--porcelain", "-uno").strip() else "")
 
 
 def _ints(text: str) -> list[int]:
@@ -256,6 +267,12 @@ def render(rows: list[dict]) -> str:
              "2009c T1 template (1.5 mm) with the Neuromorphometrics atlas labels. versaseg rows use the "
              "`versaseg complete` defaults with the network named. Some runs shared the 2 cores with other jobs (their "
              "times are inflated up to 2x); the tables give the median time.", ""]
+    legacy = sum(1 for r in rows if "commit" not in r and r["method"] not in CHEAP)
+    if legacy:
+        lines += [f"{legacy} of the {sum(1 for r in rows if r['method'] not in CHEAP)} versaseg runs were made before "
+                  "two changes that touch them: the sampler builds its loss mask per patch (faster; same samples) "
+                  "and the predictor pads slices centred and to the training patch, as the sampler does (commit "
+                  "1b68fa4). Later runs record their commit in the results file.", ""]
     for title, part in (("Synthetic brains", [r for r in rows if r["case"] != "mni152"]),
                         ("MNI152 template (real image, atlas labels)", _select(rows, case="mni152"))):
         if part:
