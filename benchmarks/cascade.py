@@ -92,7 +92,27 @@ def main() -> None:
     section = render(summary, args, timings)
     print(section)
     if args.docs is not None:
+        figure(work, data, args.docs.parent / "images" / "cascade_basal_ganglia.png")
         write_section(args.docs, TITLE, section)
+
+
+def figure(work: Path, data: Path, out_png: Path) -> None:
+    """Ground truth, single-stage and cascade predictions of the first held-out case (seed 0) over its T1."""
+    import nibabel as nib
+
+    from versaseg.viz.overlays import overlay_mosaic
+
+    label = sorted((data / "labelsTs").glob("*.nii.gz"))[0]
+    case = label.name.removesuffix(".nii.gz")
+    nii = nib.load(data / "imagesTs" / f"{case}_0000.nii.gz")
+    maps = [("ground truth", label)] + [(name, work / f"pred_{run}_s0" / label.name)
+                                        for name, run in (("single stage", "single"), ("cascade", "cascade"))]
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    overlay_mosaic(np.asarray(nii.dataobj, np.float32), [(name, np.asarray(nib.load(path).dataobj).astype(np.int16))
+                                                          for name, path in maps], out_png, slices=1,
+                   title=f"{case}: basal ganglia, single stage vs cascade (seed 0)",
+                   spacing=tuple(float(z) for z in nii.header.get_zooms()[:3]),
+                   class_names={1: "caudate", 2: "putamen", 3: "pallidum"})
 
 
 def _values(results: dict, name: str, structure: str, metric: str) -> dict[tuple, float]:
@@ -141,7 +161,7 @@ def render(summary: dict, args, timings: dict) -> str:
     lines += ["", f"Wall time per seed (s): single stage train {seconds('train', 'single')}, predict "
               f"{seconds('predict', 'single')} ({args.test_cases} cases); cascade train {seconds('train', 'cascade')}"
               f" (both stages, including building the derived datasets), predict {seconds('predict', 'cascade')}.",
-              ""]
+              "", "![cascade](images/cascade_basal_ganglia.png)", ""]
     return "\n".join(lines) + "\n"
 
 
