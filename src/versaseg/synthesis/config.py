@@ -9,8 +9,8 @@ from pathlib import Path
 
 from versaseg.errors import InputError
 from versaseg.io.atomic import write_text_atomic
+from versaseg.training.config import validate_schedule
 
-DIMS = ("2d", "3d")
 GAN_LOSSES = ("bce", "lsgan")
 DEFAULT_NETWORK_KWARGS = {"2d": {"depth": 5, "base_width": 32}, "3d": {"depth": 4, "base_width": 16}}
 DEFAULT_BATCH_SIZE = {"2d": 4, "3d": 2}
@@ -76,16 +76,9 @@ class SynthConfig:
 
     def validate(self) -> None:
         """Raise InputError for option values out of range."""
-        if self.dim not in DIMS:
-            raise InputError(f"unknown --dim '{self.dim}'; valid: {', '.join(DIMS)}")
-        if self.axis not in (0, 1, 2):
-            raise InputError(f"--axis must be 0, 1 or 2, got {self.axis}")
-        if self.epochs < 1 or self.iterations_per_epoch < 1:
-            raise InputError("--epochs and --iterations must be at least 1")
+        validate_schedule(self.dim, self.axis, self.epochs, self.iterations_per_epoch, self.val_fraction)
         if self.batch_size < 0:
             raise InputError(f"--batch-size must be positive, got {self.batch_size}")
-        if not 0 <= self.val_fraction < 1:
-            raise InputError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if self.gan_loss not in GAN_LOSSES:
             raise InputError(f"unknown --gan-loss '{self.gan_loss}'; valid: {', '.join(GAN_LOSSES)}")
         if self.lambda_l1 < 0:

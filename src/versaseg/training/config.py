@@ -11,6 +11,18 @@ from versaseg.errors import InputError
 from versaseg.io.atomic import write_text_atomic
 
 DIMS = ("2d", "3d")
+
+
+def validate_schedule(dim: str, axis: int, epochs: int, iterations: int, val_fraction: float) -> None:
+    """The option checks every trainer shares (segmentation and synthesis): InputError naming the option."""
+    if dim not in DIMS:
+        raise InputError(f"unknown --dim '{dim}'; valid: {', '.join(DIMS)}")
+    if axis not in (0, 1, 2):
+        raise InputError(f"--axis must be 0, 1 or 2, got {axis}")
+    if epochs < 1 or iterations < 1:
+        raise InputError("--epochs and --iterations must be at least 1")
+    if not 0 <= val_fraction < 1:
+        raise InputError(f"--val-fraction must be in [0, 1), got {val_fraction}")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -64,16 +76,9 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise InputError for option values out of range."""
-        if self.dim not in DIMS:
-            raise InputError(f"unknown --dim '{self.dim}'; valid: {', '.join(DIMS)}")
-        if self.axis not in (0, 1, 2):
-            raise InputError(f"--axis must be 0, 1 or 2, got {self.axis}")
-        if self.epochs < 1 or self.iterations_per_epoch < 1:
-            raise InputError("--epochs and --iterations must be at least 1")
+        validate_schedule(self.dim, self.axis, self.epochs, self.iterations_per_epoch, self.val_fraction)
         if self.save_every < 0:
             raise InputError(f"--save-every must be 0 (off) or a positive number of epochs, got {self.save_every}")
-        if not 0 <= self.val_fraction < 1:
-            raise InputError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         from versaseg.losses.registry import available_losses, loss_options
 
         if self.loss not in available_losses():
