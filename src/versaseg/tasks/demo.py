@@ -117,7 +117,8 @@ def run_demo(out: str | Path, epochs: int = 30, iterations: int = 25, cases: int
             f"versaseg predict RUN {data} --out PRED",
             f"versaseg evaluate PRED {data / 'labelsTs'} --labels {data / 'dataset.json'}",
             f"versaseg explain RUN {' '.join(str(p) for p in test_cases_files[0].images)} --out EXPLAIN --label "
-            f"{test_cases_files[0].label} --class vessels",
+            f"{test_cases_files[0].label or data / 'labelsTs' / (test_cases_files[0].case_id + '.nii.gz')} "
+            "--class vessels",
         ]),
     ]
     report = out / "report.html"
@@ -130,7 +131,8 @@ def _explain_first_case(out: Path, files, data: Path, device: str) -> list[Path]
     from versaseg.tasks.explain import ExplainSettings, explain
     from versaseg.training.distributed import resolve_device
 
-    explain(out / "run", files.images, out / "explain", label=files.label,
+    label = files.label or data / "labelsTs" / f"{files.case_id}.nii.gz"
+    explain(out / "run", files.images, out / "explain", label=label,
             settings=ExplainSettings(classes=["vessels"]), device=resolve_device(device), show_progress=False)
     folder = out / "explain"
     layers = sorted((folder / "layers").glob("*.png"))
