@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_section import cpu_model, versaseg, write_section  # noqa: E402
+from docs_section import TimedSteps, cpu_model, write_section  # noqa: E402
 
 TITLE = "## Two-stage cascade for the basal ganglia"
 STRUCTURES = ("caudate", "putamen", "pallidum")
@@ -47,14 +47,8 @@ def main() -> None:
     args = parser.parse_args()
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
-    log = work / "log.txt"
-    timings_file = work / "timings.json"
-    timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
-
-    def step(key: str, *command: str) -> None:
-        timings[key] = versaseg(*command, log=log)
-        timings_file.write_text(json.dumps(timings, indent=2))
-        print(f"{key}: {timings[key]:.0f} s", flush=True)
+    step = TimedSteps(work)
+    timings = step.timings
 
     data = work / "data"
     if not (data / "dataset.json").exists():

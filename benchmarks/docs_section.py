@@ -27,6 +27,24 @@ def versaseg(*args: str, log: Path | None = None) -> float:
     return time.perf_counter() - started
 
 
+class TimedSteps:
+    """Runs ``versaseg`` steps of a benchmark, logging their stderr to ``work/log.txt`` and keeping their wall times
+    in ``work/timings.json`` (read back on a re-run, so a resumed benchmark still reports every step)."""
+
+    def __init__(self, work: Path):
+        import json
+
+        self.log, self.file = work / "log.txt", work / "timings.json"
+        self.timings: dict[str, float] = json.loads(self.file.read_text()) if self.file.exists() else {}
+
+    def __call__(self, key: str, *command: str) -> None:
+        import json
+
+        self.timings[key] = versaseg(*command, log=self.log)
+        self.file.write_text(json.dumps(self.timings, indent=2))
+        print(f"{key}: {self.timings[key]:.0f} s", flush=True)
+
+
 def cpu_model() -> str:
     """The CPU model from /proc/cpuinfo (platform.processor() elsewhere)."""
     try:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_section import cpu_model, versaseg, write_section  # noqa: E402
+from docs_section import TimedSteps, cpu_model, write_section  # noqa: E402
 
 TITLE = "## Modality synthesis"
 VESSELS = 4  # the 'brain' label set's vessel value
@@ -101,14 +101,8 @@ def main() -> None:
     s = SETTINGS[setting]
     work = args.work or Path(f"benchmark_data/synthesis_{setting}")
     work.mkdir(parents=True, exist_ok=True)
-    log = work / "log.txt"
-    timings_file = work / "timings.json"
-    timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
-
-    def step(key: str, *command: str) -> None:
-        timings[key] = versaseg(*command, log=log)
-        timings_file.write_text(json.dumps(timings, indent=2))
-        print(f"{key}: {timings[key]:.0f} s", flush=True)
+    step = TimedSteps(work)
+    timings = step.timings
 
     data, pix2pix, augmented = work / "data", work / "pix2pix", work / "augmented"
     if not (data / "dataset.json").exists():

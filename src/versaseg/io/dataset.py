@@ -149,7 +149,7 @@ def group_channel_files(files: list[Path], num_channels: int | None = None) -> d
 def read_json_object(path: Path) -> dict:
     """Parse a JSON file that must hold an object; InputError naming the file otherwise."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"invalid JSON ({exc})", path) from None
     if not isinstance(data, dict):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from versaseg.errors import InputError
 from versaseg.io.atomic import write_text_atomic
+from versaseg.io.dataset import read_json_object
 from versaseg.training.config import validate_schedule
 
 GAN_LOSSES = ("bce", "lsgan")
@@ -112,12 +113,7 @@ class SynthConfig:
             raise InputError("run directory not found", run_dir)
         if not path.exists():
             raise InputError("config.json not found; is this a `versaseg synth train` run directory?", path)
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"invalid JSON ({exc})", path) from None
-        if not isinstance(data, dict):
-            raise InputError("config.json must hold a JSON object", path)
+        data = read_json_object(path)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown or "target_range" not in data:

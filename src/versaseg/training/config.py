@@ -99,10 +99,9 @@ class TrainConfig:
         path = Path(run_dir) / "config.json"
         if not path.exists():
             raise InputError("config.json not found; is this a versaseg run directory?", path)
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"invalid JSON ({exc})", path) from None
+        from versaseg.io.dataset import read_json_object
+
+        data = read_json_object(path)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
