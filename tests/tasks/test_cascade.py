@@ -165,6 +165,23 @@ def test_cli_predict_keeps_input_geometry_and_labels_only_inside_the_roi(cascade
     assert again.exit_code == 2 and "--overwrite" in again.output
 
 
+def test_cli_predict_figures_are_checked_before_any_work(cascade_run, bg_dataset, tmp_path):
+    out = tmp_path / "pred"
+    args = ["cascade", "predict", str(cascade_run), str(bg_dataset / "imagesTs"), "--out", str(out), "--device", "cpu",
+            "--figures"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    case_id = _test_case(bg_dataset).case_id
+    figure = out / "figures" / f"{case_id}.png"
+    from matplotlib.image import imread
+
+    assert imread(figure).shape[0] > 400  # three planes
+    (out / f"{case_id}.nii.gz").unlink()  # only the figure is left: it alone must stop a second run
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 2 and "figures" in again.output and "--overwrite" in again.output
+    assert not (out / f"{case_id}.nii.gz").exists()
+
+
 @pytest.mark.parametrize("flip", [False, True])
 def test_roi_from_stage1_contains_the_truth_in_any_orientation(cascade_run, bg_dataset, tmp_path, monkeypatch, flip):
     files = _test_case(bg_dataset)

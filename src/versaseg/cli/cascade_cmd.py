@@ -110,6 +110,9 @@ def predict(
                                     "run's setting."),
     save_stage1: bool = typer.Option(False, "--save-stage1", help="Also write stage 1's foreground on the input "
                                      "grid as OUT/CASE_stage1<ending>."),
+    figures: bool = typer.Option(False, "--figures", help="Also draw OUT/figures/CASE.png per case: stage 1's "
+                                 "region and the ROI over the whole slice, the labels inside the ROI (axial, coronal, "
+                                 "sagittal)."),
     tta: bool = typer.Option(False, "--tta", help="Flip test-time augmentation in both stages."),
     batch_size: int = typer.Option(0, help="Slices (2d) or windows (3d) per forward pass; 0 = training batch size."),
     device: str = typer.Option("auto", help="auto (CUDA when available) | cpu | cuda."),
@@ -125,7 +128,7 @@ def predict(
         warnings.simplefilter("always", UserWarning)
         written = predict_cascade(run, inputs, out, device=device, roi=roi or None,
                                   margin_mm=None if margin_mm < 0 else margin_mm, save_stage1=save_stage1,
-                                  overwrite=overwrite, batch_size=batch_size or None, tta=tta)
+                                  figures=figures, overwrite=overwrite, batch_size=batch_size or None, tta=tta)
     for warning in caught:
         if issubclass(warning.category, UserWarning):
             typer.echo(f"warning: {warning.message}", err=True)

@@ -383,7 +383,8 @@ def train_cascade(dataset_root: str | Path, out: str | Path, stage1: TrainConfig
 class CascadePrediction:
     """labels: (X, Y, Z) int16 in the case's original axis order; roi: the stage-2 box in that order (or the whole
     volume after a fallback); stage1: stage-1 labels on the input grid (original order); fallback: stage 1 found
-    nothing."""
+    nothing; canonical_labels / canonical_roi / canonical_stage1: the same in the case's canonical (RAS+) order, as
+    ``case.image`` holds it (for figures)."""
 
     case: Case
     labels: np.ndarray
@@ -391,6 +392,9 @@ class CascadePrediction:
     stage1: np.ndarray
     fallback: bool
     stage1_voxels: int
+    canonical_labels: np.ndarray
+    canonical_roi: tuple[slice, ...]
+    canonical_stage1: np.ndarray
 
     def roi_record(self) -> dict:
         return {"case": self.case.case_id, "roi_start": [s.start for s in self.roi],
@@ -415,6 +419,7 @@ class CascadePredictor:
         self.stage1 = Predictor(self.run_dir / "stage1", device=device, batch_size=batch_size, tta=tta)
         self.stage2 = Predictor(self.run_dir / "stage2", device=device, batch_size=batch_size, tta=tta)
         self.channel_names = self.stage2.config.channel_names
+        self.ignore_label = self.stage2.config.ignore_label
         self.stage1_multiple = int(getattr(self.stage1.network, "required_divisor", 1))
         self.stage2_multiple = int(getattr(self.stage2.network, "required_divisor", 1))
 
@@ -450,13 +455,16 @@ class CascadePredictor:
         stage1_full = resample_label(foreground.astype(np.int16), coarse_affine, shape, affine, "nearest")
         roi_original = case.to_original(_box_mask(box, shape))
         return CascadePrediction(case, case.to_original(labels), crop_box(roi_original, np.ones(3)),
-                                 case.to_original(stage1_full), box1 is None, int(foreground.sum()))
+                                 case.to_original(stage1_full), box1 is None, int(foreground.sum()), labels, box,
+                                 stage1_full)
 
     def predict_to_folder(self, cases: Sequence[CaseFiles], out_dir: str | Path, overwrite: bool = False,
-                          save_stage1: bool = False, show_progress: bool = True) -> list[Path]:
+                          save_stage1: bool = False, figures: bool = False, show_progress: bool = True) -> list[Path]:
         """Predict every case into ``out_dir/CASE<ending>`` (input geometry) and write ``out_dir/cascade_rois.json``
         (per case: the stage-2 box in the input's voxel indices, whether stage 2 fell back to the whole volume);
-        with ``save_stage1`` also ``out_dir/CASE_stage1<ending>`` (stage-1 foreground on the input grid).
+        with ``save_stage1`` also ``out_dir/CASE_stage1<ending>`` (stage-1 foreground on the input grid); with
+        ``figures`` also ``out_dir/figures/CASE.png`` (:func:`versaseg.viz.cascade.cascade_figure`: stage 1's region,
+        the ROI and the labels inside it, with the case's label file as ground truth when it has one).
 
         All output paths are checked before any work.
         """
@@ -472,6 +480,8 @@ class CascadePredictor:
             outputs = [out_dir / f"{files.case_id}{ending}"]
             if save_stage1:
                 outputs.append(out_dir / f"{files.case_id}_stage1{ending}")
+            if figures:
+                outputs.append(out_dir / "figures" / f"{files.case_id}.png")
             plans.append((files, outputs))
         for path in [p for _, outputs in plans for p in outputs] + [out_dir / "cascade_rois.json"]:
             if path.exists() and not overwrite:
@@ -483,9 +493,28 @@ class CascadePredictor:
             if save_stage1:
                 write_volume(outputs[1], prediction.stage1.astype(np.uint8), prediction.case.reference,
                              overwrite=True)
+            if figures:
+                outputs[-1].parent.mkdir(parents=True, exist_ok=True)
+                self.figure(prediction, outputs[-1])
             records.append(prediction.roi_record())
         write_text_atomic(out_dir / "cascade_rois.json", json.dumps({"cases": records}, indent=2) + "\n")
         return written
+
+
+    def figure(self, prediction: CascadePrediction, out_png: str | Path) -> Path:
+        """:func:`versaseg.viz.cascade.cascade_figure` of one prediction over its first channel (canonical order)."""
+        from versaseg.viz.cascade import cascade_figure
+
+        case = prediction.case
+        note = "stage 1 found nothing: stage 2 ran on the whole volume" if prediction.fallback else (
+            f"ROI {prediction.roi_record()['roi_fraction'] * 100:.1f} % of the volume")
+        names = {value: name for name, value in self.info.labels.items() if value > 0 and name != "ignore"}
+        truth = case.label
+        if truth is not None and self.ignore_label is not None:
+            truth = np.where(truth == self.ignore_label, 0, truth)
+        return cascade_figure(case.image[0], prediction.canonical_stage1, prediction.canonical_roi,
+                              prediction.canonical_labels, out_png, truth=truth, spacing=case.spacing,
+                              class_names=names, title=f"{case.case_id}: cascade ({note})")
 
 
 def _box_mask(box: tuple[slice, ...], shape: Sequence[int]) -> np.ndarray:
@@ -496,7 +525,7 @@ def _box_mask(box: tuple[slice, ...], shape: Sequence[int]) -> np.ndarray:
 
 def predict_cascade(run_dir: str | Path, inputs: Sequence[str | Path], out_dir: str | Path, device: str = "auto",
                     roi: str | None = None, margin_mm: float | None = None, save_stage1: bool = False,
-                    overwrite: bool = False, batch_size: int | None = None, tta: bool = False,
+                    figures: bool = False, overwrite: bool = False, batch_size: int | None = None, tta: bool = False,
                     show_progress: bool = True) -> list[Path]:
     """Predict image files / folders / a dataset (its imagesTs) with a cascade run; see :class:`CascadePredictor`."""
     from versaseg.inference.predictor import collect_inputs
@@ -505,5 +534,5 @@ def predict_cascade(run_dir: str | Path, inputs: Sequence[str | Path], out_dir: 
     predictor = CascadePredictor(run_dir, device=resolve_device(device), roi=roi, margin_mm=margin_mm,
                                  batch_size=batch_size, tta=tta)
     cases = collect_inputs(inputs, len(predictor.channel_names))
-    return predictor.predict_to_folder(cases, out_dir, overwrite=overwrite, save_stage1=save_stage1,
+    return predictor.predict_to_folder(cases, out_dir, overwrite=overwrite, save_stage1=save_stage1, figures=figures,
                                        show_progress=show_progress)
