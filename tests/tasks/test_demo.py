@@ -24,5 +24,11 @@ def test_demo_writes_report_with_metrics_and_explanation(tmp_path):
     explained = json.loads((out / "explain" / "explain.json").read_text())
     assert explained.get("label"), "the demo explains the test case against its ground truth"
     assert "--label None" not in html
+    assert "Two-stage cascade" in html
+    rois = json.loads((out / "cascade" / "predictions" / "cascade_rois.json").read_text())["cases"]
+    assert len(rois) == 1 and 0 < rois[0]["roi_fraction"] <= 1
+    figure = f"cascade/predictions/figures/{rois[0]['case']}.png"
+    assert (out / figure).stat().st_size > 0 and figure in html
+    assert set(json.loads((out / "cascade" / "evaluation.json").read_text())["cases"]) == {rois[0]["case"]}
     with pytest.raises(InputError, match="--overwrite"):
         run_demo(out, epochs=1, iterations=1, cases=2, test_cases=1, device="cpu", spacing=4.0)
