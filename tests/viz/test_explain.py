@@ -180,3 +180,29 @@ def test_bad_input_is_one_line_exit_2(case, run_2d, bg_dataset, tmp_path):
                 "class": "thalamus", "slice": "--slice 44", "cam_layer": "--cam-layer"}[case]
     assert expected in lines[0]
     assert not out.exists()
+
+
+def test_overlay_figure_legend_names_every_class_colour(tmp_path):
+    """A reader who did not train the run can map colours to classes: the legend shows every class's colour, also
+    of a class absent from this slice; a heat panel gets a colour bar (more rows of pixels)."""
+    from matplotlib.image import imread
+
+    from versaseg.viz.explain import overlay_figure
+    from versaseg.viz.overlays import label_colormap
+
+    image = np.zeros((40, 40), np.float32)
+    labels = np.zeros((40, 40), np.int64)
+    labels[5:15, 5:15] = 1
+    names = ["background", "one", "two", "three"]
+    plain, legend = tmp_path / "plain.png", tmp_path / "legend.png"
+    overlay_figure(image, plain, "t", [("prediction", labels, "labels")], 1.0, len(names))
+    overlay_figure(image, legend, "t", [("prediction", labels, "labels")], 1.0, len(names), names)
+    colours = label_colormap(len(names))[:, :3]
+
+    def has(png, colour):
+        return bool((np.abs(imread(png)[..., :3] - colour).max(-1) < 0.02).any())
+
+    assert not has(plain, colours[3]) and has(legend, colours[3]) and has(legend, colours[2])
+    heat = tmp_path / "heat.png"
+    overlay_figure(image, heat, "t", [("cam", np.ones((40, 40)) * 0.5, "heat")], 1.0, len(names), names)
+    assert imread(heat).shape[0] > imread(legend).shape[0]

@@ -289,7 +289,8 @@ def _write_cams(scene: _Scene, cam: vx.GradCam, cam_layer: vx.Layer, classes: li
         np.save(folder / f"cam_{name}.npy", cam_map.astype(np.float32))
         vx.overlay_figure(scene.display, folder / f"cam_{name}.png", f"Grad-CAM: {name} (layer {cam_layer.name})",
                           [("image", None, "none"), (f"Grad-CAM {name}", cam_map, "heat"),
-                           ("prediction", scene.prediction, "labels")], scene.aspect, len(scene.class_names))
+                           ("prediction", scene.prediction, "labels")], scene.aspect, len(scene.class_names),
+                          scene.class_names)
         files[name] = f"cam_{name}.png"
         items.append(Path(f"cam_{name}.png"))
     return items, files
@@ -362,7 +363,7 @@ def _write_timeline(scene: _Scene, run_dir: Path, snapshots: list[tuple[int, Pat
     png = Path(f"timeline_{layer.file_stem}.png")
     cam_name = None if cam_class is None else names[cam_class]
     cam_text = "" if cam_name is None else f" and the Grad-CAM of {cam_name}"
-    _timeline_figure(frames, folder / png, layer, channels, cam_name, scene.aspect, len(names), scene.display)
+    _timeline_figure(frames, folder / png, layer, channels, cam_name, scene.aspect, names, scene.display)
     (folder / "timeline.csv").write_text(csv_text(rows))
     items: list = [
         f"The network as saved during training (RUN/checkpoints, {len(snapshots)} epochs): each row is one saved "
@@ -371,8 +372,8 @@ def _write_timeline(scene: _Scene, run_dir: Path, snapshots: list[tuple[int, Pat
         "different losses to see what each loss makes the network attend to.", png]
     if any(len(r) > 1 for r in rows):
         own = scene.volume_label is not None
-        _dice_figure(rows, folder / "dice_timeline.png",
-                     "Dice of this case vs --label" if own else "validation Dice (metrics.csv)")
+        _dice_figure(rows, folder / "dice_timeline.png", "Dice of this case against its ground truth (--label)" if own
+                     else "validation Dice (RUN/metrics.csv)", names)
         items += [("Per-class Dice of this case's prediction against --label at each saved epoch." if own else
                    "Per-class validation Dice recorded in RUN/metrics.csv at the saved epochs (give --label for this "
                    "case's own Dice)."), Path("dice_timeline.png"), rows, Path("timeline.csv")]
@@ -429,7 +430,7 @@ def explain(run_dir: str | Path, images: Sequence[str | Path], out: str | Path, 
         if scene.label is not None:
             panels.append(("label", scene.label, "labels"))
         vx.overlay_figure(scene.display, tmp / "prediction.png", f"slice {slice_index}", panels, scene.aspect,
-                          len(class_names))
+                          len(class_names), class_names)
         sections: list[tuple[str, list]] = [("What this shows", [
             f"Run {run_dir} ({config.network}, {config.dim}, loss {config.loss}) on "
             f"{', '.join(str(p) for p in images)}: {where}.",
@@ -481,7 +482,7 @@ def _validation_dice(run_dir: Path, epochs: list[int]) -> list[dict]:
 
 
 def _timeline_figure(frames, out_png: Path, layer: vx.Layer, channels: int, cam_name: str | None, aspect: float,
-                     classes: int, image: np.ndarray) -> None:
+                     class_names: Sequence[str], image: np.ndarray) -> None:
     from matplotlib.figure import Figure
 
     from versaseg.viz.overlays import label_colormap, save_figure
@@ -491,10 +492,11 @@ def _timeline_figure(frames, out_png: Path, layer: vx.Layer, channels: int, cam_
     a, b = frames[-1][1].shape[1:]
     panel = 1.5
     ratio = b * aspect / a
-    fig = Figure(figsize=(panel * columns + 0.6, panel * ratio * len(frames) + 0.7))
+    height = panel * ratio * len(frames) + 1.1
+    fig = Figure(figsize=(panel * columns + 0.6, height))
     grid = fig.add_gridspec(len(frames), columns, wspace=0.04, hspace=0.08, left=0.6 / (panel * columns + 0.6),
-                            right=0.99, bottom=0.01, top=1 - 0.6 / (panel * ratio * len(frames) + 0.7))
-    colours = label_colormap(max(classes, 2))
+                            right=0.99, bottom=0.4 / height, top=1 - 0.6 / height)
+    colours = label_colormap(max(len(class_names), 2))
     for row, (epoch, feature, pred, cam_map) in enumerate(frames):
         for col, channel in enumerate(shown):
             ax = fig.add_subplot(grid[row, col])
@@ -516,21 +518,28 @@ def _timeline_figure(frames, out_png: Path, layer: vx.Layer, channels: int, cam_
             vx._show(ax, cam_map, aspect, cmap="jet", vmin=0.0, vmax=1.0)
             if row == 0:
                 ax.set_title(f"Grad-CAM {cam_name}", fontsize=7)
-    fig.suptitle(f"{layer.name} across training", fontsize=9)
+    fig.suptitle(f"{layer.name} across training (feature maps: yellow = strong, own scale per panel"
+                 + ("; Grad-CAM: red = most contribution)" if cam_name is not None else ")"), fontsize=9)
+    vx.class_legend(fig, class_names, colours)
     save_figure(fig, out_png)
 
 
-def _dice_figure(rows: list[dict], out_png: Path, title: str) -> None:
+def _dice_figure(rows: list[dict], out_png: Path, title: str, class_names: Sequence[str]) -> None:
+    """Per-class Dice over the saved epochs, each class in its overlay colour, ticks at the saved epochs."""
     from matplotlib.figure import Figure
 
-    from versaseg.viz.overlays import save_figure
+    from versaseg.viz.overlays import label_colormap, save_figure
 
+    colours = label_colormap(max(len(class_names), 2))
     fig = Figure(figsize=(5.5, 3.2))
     ax = fig.add_subplot(1, 1, 1)
     epochs = [row["epoch"] for row in rows]
     for name in dict.fromkeys(k for row in rows for k in row if k != "epoch"):
-        ax.plot(epochs, [row.get(name, np.nan) for row in rows], marker="o", label=name.split("dice_", 1)[-1])
-    ax.set_xlabel("epoch")
+        label = name.split("dice_", 1)[-1]
+        colour = colours[class_names.index(label)][:3] if label in class_names[1:] else None
+        ax.plot(epochs, [row.get(name, np.nan) for row in rows], marker="o", label=label, color=colour)
+    ax.set_xticks(epochs)
+    ax.set_xlabel("epoch (saved weights)")
     ax.set_ylabel("Dice")
     ax.set_ylim(0, 1.02)
     ax.set_title(title, fontsize=9)

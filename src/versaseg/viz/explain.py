@@ -249,13 +249,29 @@ def feature_grid(feature_map: np.ndarray, out_png, title: str, max_channels: int
     return shown
 
 
+HEAT_LABEL = "Grad-CAM: 0 = no contribution, 1 = most"
+
+
+def class_legend(fig: Figure, class_names: Sequence[str], colours: np.ndarray) -> None:
+    """A legend along the bottom of ``fig``: the colour of each class 1.. (``class_names[0]`` is background)."""
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=colours[k], label=name) for k, name in enumerate(class_names) if k > 0]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=7, frameon=False)
+
+
 def overlay_figure(image: np.ndarray, out_png, title: str, panels: Sequence[tuple[str, np.ndarray | None, str]],
-                   aspect: float = 1.0, class_count: int = 2) -> None:
+                   aspect: float = 1.0, class_count: int = 2, class_names: Sequence[str] | None = None) -> None:
     """One row of panels over a grey ``image (A, B)``: ``(title, overlay (A, B) or None, kind)`` with kind 'labels'
-    (colour fill), 'heat' (a [0, 1] map in 'jet', half transparent) or 'none'."""
+    (colour fill), 'heat' (a [0, 1] map in 'jet', half transparent, with a colour bar) or 'none'. ``class_names``
+    (background first) adds a legend of the label colours."""
     vmin, vmax = _window(image)
-    colours = label_colormap(max(class_count, 2))
-    fig = Figure(figsize=(2.6 * len(panels), 2.6 * image.shape[1] * aspect / image.shape[0] + 0.5))
+    colours = label_colormap(max(class_count, len(class_names or ()), 2))
+    legend = (0.35 if class_names else 0.0) + (0.4 if any(kind == "heat" for _, _, kind in panels) else 0.0)
+    height = 2.6 * image.shape[1] * aspect / image.shape[0] + 0.5 + legend
+    fig = Figure(figsize=(2.6 * len(panels), height))
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02 + legend / height, top=1 - 0.4 / height, wspace=0.05)
     for k, (name, overlay, kind) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), k + 1)
         _show(ax, image, aspect, cmap="gray", vmin=vmin, vmax=vmax)
@@ -265,9 +281,14 @@ def overlay_figure(image: np.ndarray, out_png, title: str, panels: Sequence[tupl
             ax.imshow(np.transpose(rgba, (1, 0, 2)), origin="lower", aspect=aspect, interpolation="nearest")
         elif overlay is not None and kind == "heat":
             _show(ax, overlay, aspect, cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
+            bar = fig.colorbar(ax.images[-1], ax=ax, orientation="horizontal", fraction=0.05, pad=0.02, aspect=30)
+            bar.set_alpha(1.0)
+            bar.set_label(HEAT_LABEL, fontsize=7)
+            bar.ax.tick_params(labelsize=6)
         ax.set_title(name, fontsize=8)
     fig.suptitle(title, fontsize=9)
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.85, wspace=0.05)
+    if class_names:
+        class_legend(fig, class_names, colours)
     save_figure(fig, out_png)
 
 
