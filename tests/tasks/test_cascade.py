@@ -94,6 +94,8 @@ def test_train_writes_two_normal_runs_and_derived_data(cascade_run, bg_dataset):
     info = json.loads((cascade_run / "cascade.json").read_text())
     assert info["stage1_labels"] == {"background": 0, "target": 1}
     assert info["settings"]["coarse_spacing"] == COARSE
+    crops = [nib.load(p) for p in sorted((cascade_run / "work" / "stage2_data" / "labelsTr").glob("*.nii.gz"))]
+    assert info["stage2_crop_mm"] == pytest.approx(np.max([np.multiply(c.shape, 4.0) for c in crops], axis=0))
     for stage in ("stage1", "stage2"):
         assert (cascade_run / stage / "model.pt").exists() and (cascade_run / stage / "config.json").exists()
     stage1 = TrainConfig.load(cascade_run / "stage1")
@@ -242,7 +244,31 @@ def test_empty_stage1_falls_back_to_the_whole_volume(cascade_run, bg_dataset, mo
         prediction = predictor.predict_case(case)
     assert seen == [case.spatial_shape]  # stage 2 ran on the whole volume
     assert prediction.fallback and prediction.roi == tuple(slice(0, n) for n in case.reference.shape)
+    assert not prediction.oversized  # the whole volume after a fallback is not flagged as an oversized ROI
     assert (prediction.labels == 2).sum() == 1000
+
+
+def test_roi_far_larger_than_the_training_crops_is_flagged(cascade_run, bg_dataset, monkeypatch, tmp_path):
+    """Stage 1 'finds' two specks at opposite corners: the ROI spans the head, far beyond any training crop; the
+    prediction still runs, with a warning, the flag in cascade_rois.json and a figure title that says so."""
+    case = load_case(_test_case(bg_dataset))
+
+    def specks(self, case, affine):
+        shape, coarse_affine = coarse_grid(case.spatial_shape, affine, (COARSE,) * 3)
+        found = np.zeros(shape, bool)
+        found[1, 1, 1] = found[-2, -2, -2] = True
+        return found, coarse_affine
+
+    monkeypatch.setattr(cc.CascadePredictor, "stage1_foreground", specks)
+    predictor = cc.CascadePredictor(cascade_run)
+    with pytest.warns(UserWarning, match="larger than|over 1.5x the largest stage-2 training crop"):
+        prediction = predictor.predict_case(case)
+    assert prediction.oversized and not prediction.fallback
+    assert prediction.roi_record()["roi_larger_than_training_crops"] is True
+    monkeypatch.setattr(cc.CascadePredictor, "stage1_foreground", _fake_stage1_from_truth(case.label))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a region like the training crops: no warning
+        assert not predictor.predict_case(case).oversized
 
 
 def test_predict_errors_are_one_line(cascade_run, bg_dataset, tmp_path):

@@ -52,6 +52,7 @@ ROI_RULES = ("major", "all", "largest")
 MAJOR_FRACTION = 0.1  # 'major': components with at least this fraction of the largest component's voxels
 CASCADE_FILES = ("cascade.json", "stage1", "stage2", "work")
 MERGED_NAME = "target"
+OVERSIZED_ROI = 1.5  # warn when the ROI is this many times the largest stage-2 training crop along an axis
 
 
 @dataclass
@@ -105,6 +106,7 @@ class CascadeInfo:
     stage1_labels: dict[str, int]
     stage1_spacing: list[float] = field(default_factory=list)
     dataset: str = ""
+    stage2_crop_mm: list[float] = field(default_factory=list)  # largest training crop per canonical axis (mm)
 
     def save(self, run_dir: Path) -> None:
         write_text_atomic(Path(run_dir) / "cascade.json", json.dumps(dataclasses.asdict(self), indent=2) + "\n")
@@ -267,7 +269,8 @@ def _target_mask(label: np.ndarray, ignore_label: int | None) -> np.ndarray:
 @dataclass
 class DerivedData:
     """What :func:`build_derived_datasets` wrote: the two dataset roots, ``crops`` = {case id: [stage-2 crop ids]},
-    the stage-1 median spacing and the (X, Y, Z) shapes of the stage-1 cases and the stage-2 crops."""
+    the stage-1 median spacing, the (X, Y, Z) shapes of the stage-1 cases and the stage-2 crops, and the largest
+    crop extent per axis in mm."""
 
     stage1_root: Path
     stage2_root: Path
@@ -275,6 +278,7 @@ class DerivedData:
     stage1_spacing: list[float]
     stage1_shapes: list[tuple[int, int, int]]
     stage2_shapes: list[tuple[int, int, int]]
+    stage2_crop_mm: list[float] = field(default_factory=list)
 
 
 def build_derived_datasets(dataset_root: str | Path, work: str | Path, settings: CascadeSettings, seed: int = 0,
@@ -292,7 +296,7 @@ def build_derived_datasets(dataset_root: str | Path, work: str | Path, settings:
     allowed = set(spec.labels.values())
     rng = np.random.default_rng(seed)
     crops: dict[str, list[str]] = {}
-    spacings, shapes1, shapes2 = [], [], []
+    spacings, shapes1, shapes2, extents = [], [], [], []
     for files in tqdm(spec.training_cases(), desc="derive stage data", unit="case", disable=not show_progress,
                       leave=False):
         case = load_case(files, allowed)
@@ -320,6 +324,7 @@ def build_derived_datasets(dataset_root: str | Path, work: str | Path, settings:
                 box = tuple(slice(0, n) for n in target.shape)
             box = round_box(box, target.shape, multiples[1])
             shapes2.append(tuple(b.stop - b.start for b in box))
+            extents.append([(b.stop - b.start) * s for b, s in zip(box, case.spacing, strict=True)])
             start = np.array([b.start for b in box], dtype=float)
             crop_affine = affine.copy()
             crop_affine[:3, 3] = affine[:3, :3] @ start + affine[:3, 3]
@@ -329,7 +334,7 @@ def build_derived_datasets(dataset_root: str | Path, work: str | Path, settings:
     _write_derived_dataset(stage1_root, spec, stage1_labels, "versaseg cascade stage 1: coarse copy")
     _write_derived_dataset(stage2_root, spec, dict(spec.labels), "versaseg cascade stage 2: crops around the targets")
     return DerivedData(stage1_root, stage2_root, crops, [float(s) for s in np.median(spacings, axis=0)], shapes1,
-                       shapes2)
+                       shapes2, [float(e) for e in np.max(extents, axis=0)])
 
 
 def train_cascade(dataset_root: str | Path, out: str | Path, stage1: TrainConfig, stage2: TrainConfig,
@@ -374,7 +379,8 @@ def train_cascade(dataset_root: str | Path, out: str | Path, stage1: TrainConfig
     say("stage 2: full resolution inside the region of interest")
     run_training(stage2, derived.stage2_root, out / "stage2", device=device)
     CascadeInfo(settings, dict(spec.labels), [spec.channel_names[i] for i in range(spec.num_channels)],
-                _stage1_labels(spec, settings.stage1_classes), derived.stage1_spacing, str(dataset_root)).save(out)
+                _stage1_labels(spec, settings.stage1_classes), derived.stage1_spacing, str(dataset_root),
+                derived.stage2_crop_mm).save(out)
     return out
 
 
@@ -383,8 +389,9 @@ def train_cascade(dataset_root: str | Path, out: str | Path, stage1: TrainConfig
 class CascadePrediction:
     """labels: (X, Y, Z) int16 in the case's original axis order; roi: the stage-2 box in that order (or the whole
     volume after a fallback); stage1: stage-1 labels on the input grid (original order); fallback: stage 1 found
-    nothing; canonical_labels / canonical_roi / canonical_stage1: the same in the case's canonical (RAS+) order, as
-    ``case.image`` holds it (for figures)."""
+    nothing; oversized: the ROI is more than :data:`OVERSIZED_ROI` times the largest training crop along some axis
+    (stage 1 found structures far apart: likely false positives); canonical_labels / canonical_roi /
+    canonical_stage1: the same in the case's canonical (RAS+) order, as ``case.image`` holds it (for figures)."""
 
     case: Case
     labels: np.ndarray
@@ -395,11 +402,12 @@ class CascadePrediction:
     canonical_labels: np.ndarray
     canonical_roi: tuple[slice, ...]
     canonical_stage1: np.ndarray
+    oversized: bool = False
 
     def roi_record(self) -> dict:
         return {"case": self.case.case_id, "roi_start": [s.start for s in self.roi],
                 "roi_stop": [s.stop for s in self.roi], "fallback_whole_volume": self.fallback,
-                "stage1_coarse_voxels": self.stage1_voxels,
+                "stage1_coarse_voxels": self.stage1_voxels, "roi_larger_than_training_crops": self.oversized,
                 "roi_fraction": float(np.prod([s.stop - s.start for s in self.roi]) / self.labels.size)}
 
 
@@ -431,6 +439,21 @@ class CascadePredictor:
         labels = self.stage1.predict_case(coarse).labels
         return labels > 0, coarse_affine
 
+    def check_roi_size(self, case: Case, box: tuple[slice, ...]) -> bool:
+        """Warn (and return True) when ``box`` (canonical) exceeds the largest stage-2 training crop by more than
+        :data:`OVERSIZED_ROI` along an axis: stage 2 then sees far more than it learned on."""
+        crop_mm = self.info.stage2_crop_mm
+        if not crop_mm:  # a run from before the crop sizes were recorded
+            return False
+        extent = [(b.stop - b.start) * s for b, s in zip(box, case.spacing, strict=True)]
+        if all(e <= OVERSIZED_ROI * c for e, c in zip(extent, crop_mm, strict=True)):
+            return False
+        warnings.warn(f"case {case.case_id}: the region of interest ({' x '.join(f'{e:.0f}' for e in extent)} mm) is "
+                      f"over {OVERSIZED_ROI:g}x the largest stage-2 training crop "
+                      f"({' x '.join(f'{c:.0f}' for c in crop_mm)} mm): stage 1 found structures far apart, likely "
+                      "false positives (an undertrained stage 1?); check --figures or --save-stage1", stacklevel=2)
+        return True
+
     def predict_case(self, case: Case) -> CascadePrediction:
         """Both stages on one loaded case; outputs are mapped back to the case's original orientation."""
         affine = canonical_affine(case)
@@ -446,6 +469,7 @@ class CascadePredictor:
             box = box_to_grid(box1, coarse_affine, shape, affine)
             box = crop_box(_box_mask(box, shape), case.spacing, self.margin_mm)
             box = round_box(box, shape, self.stage2_multiple)
+        oversized = box1 is not None and self.check_roi_size(case, box)
         start = np.array([b.start for b in box], dtype=float)
         crop_affine = affine.copy()
         crop_affine[:3, 3] = affine[:3, :3] @ start + affine[:3, 3]
@@ -456,7 +480,7 @@ class CascadePredictor:
         roi_original = case.to_original(_box_mask(box, shape))
         return CascadePrediction(case, case.to_original(labels), crop_box(roi_original, np.ones(3)),
                                  case.to_original(stage1_full), box1 is None, int(foreground.sum()), labels, box,
-                                 stage1_full)
+                                 stage1_full, oversized)
 
     def predict_to_folder(self, cases: Sequence[CaseFiles], out_dir: str | Path, overwrite: bool = False,
                           save_stage1: bool = False, figures: bool = False, show_progress: bool = True) -> list[Path]:
@@ -508,6 +532,8 @@ class CascadePredictor:
         case = prediction.case
         note = "stage 1 found nothing: stage 2 ran on the whole volume" if prediction.fallback else (
             f"ROI {prediction.roi_record()['roi_fraction'] * 100:.1f} % of the volume")
+        if prediction.oversized:
+            note += "; far larger than the training crops: check stage 1"
         names = {value: name for name, value in self.info.labels.items() if value > 0 and name != "ignore"}
         truth = case.label
         if truth is not None and self.ignore_label is not None:
