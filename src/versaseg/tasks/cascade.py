@@ -29,6 +29,7 @@ pads a sample, and prediction never pads a volume, so both see the same borders.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shutil
 import warnings
@@ -387,22 +388,32 @@ def train_cascade(dataset_root: str | Path, out: str | Path, stage1: TrainConfig
 # -- prediction ----------------------------------------------------------------------------------------------------
 @dataclass
 class CascadePrediction:
-    """labels: (X, Y, Z) int16 in the case's original axis order; roi: the stage-2 box in that order (or the whole
-    volume after a fallback); stage1: stage-1 labels on the input grid (original order); fallback: stage 1 found
-    nothing; oversized: the ROI is more than :data:`OVERSIZED_ROI` times the largest training crop along some axis
-    (stage 1 found structures far apart: likely false positives); canonical_labels / canonical_roi /
-    canonical_stage1: the same in the case's canonical (RAS+) order, as ``case.image`` holds it (for figures)."""
+    """One case through both stages, in the case's canonical (RAS+) order as ``case.image`` holds it:
+    canonical_labels (X, Y, Z) int16; canonical_roi: the stage-2 box (the whole volume after a fallback);
+    canonical_stage1: stage-1 foreground on the input grid; fallback: stage 1 found nothing; oversized: the ROI is
+    more than :data:`OVERSIZED_ROI` times the largest training crop along some axis (stage 1 found structures far
+    apart: likely false positives). ``labels``, ``stage1`` and ``roi`` are the same in the case's original axis
+    order (what is written to files)."""
 
     case: Case
-    labels: np.ndarray
-    roi: tuple[slice, ...]
-    stage1: np.ndarray
-    fallback: bool
-    stage1_voxels: int
     canonical_labels: np.ndarray
     canonical_roi: tuple[slice, ...]
     canonical_stage1: np.ndarray
+    fallback: bool
+    stage1_voxels: int
     oversized: bool = False
+
+    @functools.cached_property
+    def labels(self) -> np.ndarray:
+        return self.case.to_original(self.canonical_labels)
+
+    @functools.cached_property
+    def stage1(self) -> np.ndarray:
+        return self.case.to_original(self.canonical_stage1)
+
+    @functools.cached_property
+    def roi(self) -> tuple[slice, ...]:
+        return crop_box(self.case.to_original(_box_mask(self.canonical_roi, self.case.spatial_shape)), np.ones(3))
 
     def roi_record(self) -> dict:
         return {"case": self.case.case_id, "roi_start": [s.start for s in self.roi],
@@ -477,10 +488,7 @@ class CascadePredictor:
         labels = np.zeros(shape, np.int16)
         labels[box] = self.stage2.predict_case(crop).labels
         stage1_full = resample_label(foreground.astype(np.int16), coarse_affine, shape, affine, "nearest")
-        roi_original = case.to_original(_box_mask(box, shape))
-        return CascadePrediction(case, case.to_original(labels), crop_box(roi_original, np.ones(3)),
-                                 case.to_original(stage1_full), box1 is None, int(foreground.sum()), labels, box,
-                                 stage1_full, oversized)
+        return CascadePrediction(case, labels, box, stage1_full, box1 is None, int(foreground.sum()), oversized)
 
     def predict_to_folder(self, cases: Sequence[CaseFiles], out_dir: str | Path, overwrite: bool = False,
                           save_stage1: bool = False, figures: bool = False, show_progress: bool = True) -> list[Path]:
@@ -523,7 +531,6 @@ class CascadePredictor:
             records.append(prediction.roi_record())
         write_text_atomic(out_dir / "cascade_rois.json", json.dumps({"cases": records}, indent=2) + "\n")
         return written
-
 
     def figure(self, prediction: CascadePrediction, out_png: str | Path) -> Path:
         """:func:`versaseg.viz.cascade.cascade_figure` of one prediction over its first channel (canonical order)."""

@@ -7,6 +7,7 @@ Every step calls the same API as the CLI commands (``train``, ``predict``, ``eva
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -178,7 +179,7 @@ def _cascade_basal_ganglia(folder: Path, cases: int, test_cases: int, seed: int,
     settings = CascadeSettings()
     stage1 = TrainConfig(epochs=max(1, epochs // 3), iterations_per_epoch=iterations, dim="2d", axis=2, seed=seed,
                          network_kwargs=dict(DEMO_NETWORK))
-    stage2 = TrainConfig(**{**stage1.__dict__, "epochs": epochs})
+    stage2 = dataclasses.replace(stage1, epochs=epochs)
     started = time.perf_counter()
     train_cascade(data, folder / "run", stage1, stage2, settings, device=device, show_progress=False)
     train_seconds = time.perf_counter() - started

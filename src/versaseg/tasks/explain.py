@@ -485,7 +485,7 @@ def _timeline_figure(frames, out_png: Path, layer: vx.Layer, channels: int, cam_
                      class_names: Sequence[str], image: np.ndarray) -> None:
     from matplotlib.figure import Figure
 
-    from versaseg.viz.overlays import label_colormap, save_figure
+    from versaseg.viz.overlays import class_legend, label_colormap, save_figure
 
     shown = vx.top_channels(frames[-1][1], channels)
     columns = len(shown) + 1 + (cam_name is not None)
@@ -520,7 +520,7 @@ def _timeline_figure(frames, out_png: Path, layer: vx.Layer, channels: int, cam_
                 ax.set_title(f"Grad-CAM {cam_name}", fontsize=7)
     fig.suptitle(f"{layer.name} across training (feature maps: yellow = strong, own scale per panel"
                  + ("; Grad-CAM: red = most contribution)" if cam_name is not None else ")"), fontsize=9)
-    vx.class_legend(fig, class_names, colours)
+    class_legend(fig, dict(enumerate(class_names)), colours, fontsize=7)
     save_figure(fig, out_png)
 
 

@@ -17,6 +17,7 @@ from versaseg.viz.overlays import (
     VIEWS,
     _display,
     _window,
+    class_legend,
     label_colormap,
     save_figure,
 )
@@ -123,11 +124,9 @@ def cascade_figure(
             axis.set_yticks([])
     if title:
         fig.suptitle(title, fontsize=11, y=1 - 0.12 / height, va="top")
-    handles = [Patch(facecolor=STAGE1_RGBA, label="stage 1 region"),
-               Patch(facecolor="none", edgecolor=ROI_COLOUR, label="ROI (stage 2 input)")]
-    handles += [Patch(facecolor=colours[value], label=str(name)) for value, name in sorted((class_names or {}).items())
-                if value > 0]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
+    class_legend(fig, class_names or {}, colours, extra=[
+        Patch(facecolor=STAGE1_RGBA, label="stage 1 region"),
+        Patch(facecolor="none", edgecolor=ROI_COLOUR, label="ROI (stage 2 input)")])
     return save_figure(fig, out_png, dpi=DPI)
 
 

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from versaseg.errors import InputError
-from versaseg.viz.overlays import label_colormap, save_figure
+from versaseg.viz.overlays import class_legend, label_colormap, save_figure
 
 OUTPUT = "output"
 
@@ -252,15 +252,6 @@ def feature_grid(feature_map: np.ndarray, out_png, title: str, max_channels: int
 HEAT_LABEL = "Grad-CAM: 0 = no contribution, 1 = most"
 
 
-def class_legend(fig: Figure, class_names: Sequence[str], colours: np.ndarray) -> None:
-    """A legend along the bottom of ``fig``: the colour of each class 1.. (``class_names[0]`` is background)."""
-    from matplotlib.patches import Patch
-
-    handles = [Patch(facecolor=colours[k], label=name) for k, name in enumerate(class_names) if k > 0]
-    if handles:
-        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=7, frameon=False)
-
-
 def overlay_figure(image: np.ndarray, out_png, title: str, panels: Sequence[tuple[str, np.ndarray | None, str]],
                    aspect: float = 1.0, class_count: int = 2, class_names: Sequence[str] | None = None) -> None:
     """One row of panels over a grey ``image (A, B)``: ``(title, overlay (A, B) or None, kind)`` with kind 'labels'
@@ -288,7 +279,7 @@ def overlay_figure(image: np.ndarray, out_png, title: str, panels: Sequence[tupl
         ax.set_title(name, fontsize=8)
     fig.suptitle(title, fontsize=9)
     if class_names:
-        class_legend(fig, class_names, colours)
+        class_legend(fig, dict(enumerate(class_names)), colours, fontsize=7)
     save_figure(fig, out_png)
 
 

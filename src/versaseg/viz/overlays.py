@@ -7,6 +7,7 @@ pyplot backend of an interactive session is left alone) and saved atomically.
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -179,8 +180,14 @@ def overlay_mosaic(
     if title:
         fig.suptitle(title, fontsize=11, y=1 - 0.12 / height, va="top")
     if class_names:
-        handles = [Patch(facecolor=colours[value], label=str(name))
-                   for value, name in sorted(class_names.items()) if value > 0]
-        if handles:
-            fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False)
+        class_legend(fig, class_names, colours)
     return save_figure(fig, out_png)
+
+
+def class_legend(fig: Figure, class_names: dict[int, str], colours: np.ndarray, extra: Sequence[Patch] = (),
+                 fontsize: int = 8) -> None:
+    """A legend along the bottom of ``fig``: ``extra`` handles first, then the colour of each class value > 0."""
+    handles = [*extra, *(Patch(facecolor=colours[value], label=str(name))
+                         for value, name in sorted(class_names.items()) if value > 0)]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=fontsize, frameon=False)
