@@ -200,21 +200,59 @@ def itk_interpolation(sparse_zero: np.ndarray, axis: int) -> np.ndarray | None:
     return np.transpose(np.array(itk.array_from_image(interpolator.GetOutput())), (2, 1, 0)).astype(np.int16)
 
 
-def versaseg_complete(case: dict, sparse: np.ndarray, affine: np.ndarray, network: str) -> tuple[np.ndarray, dict]:
-    """``versaseg complete`` through its API on files (the CLI's path): returns the dense label and report facts."""
+def versaseg_complete(case: dict, sparse: np.ndarray, affine: np.ndarray, method: str) -> tuple[np.ndarray, dict]:
+    """Run ``versaseg complete``: the defaults (``versaseg``: ignore-label convention; ``versaseg-slicer``: 3D Slicer
+    convention, unannotated slices 0 and no ignore label) as a fresh CLI process, as a user would, so its time
+    includes start-up, loading and writing; ablations and the older 2D-network model through the API on the same
+    files. Returns the dense label and the report's facts."""
+    import subprocess
+
     from versaseg.data.case import load_case
     from versaseg.io.dataset import CaseFiles
-    from versaseg.tasks.completion import CompletionSettings, complete_case
+    from versaseg.tasks.completion import complete_case
 
+    slicer = method == "versaseg-slicer"
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "sparse.nii.gz"
-        nib.save(nib.Nifti1Image(sparse.astype(np.uint8), affine), path)
-        loaded = load_case(CaseFiles(case["name"], list(case["images"]), path))
-        settings = CompletionSettings(network=network)
-        result = complete_case(loaded, IGNORE, "auto", settings, progress=lambda message: None)
-    judged = [s["slice"] for s in result.report["slices_judged_wrong"]]
-    return result.labels.astype(np.int16), {"judged_wrong": judged,
-                                            "voxels_corrected": result.report["voxels_corrected"]}
+        path, out, report_path = Path(tmp) / "sparse.nii.gz", Path(tmp) / "dense.nii.gz", Path(tmp) / "report.json"
+        nib.save(nib.Nifti1Image(np.where(sparse == IGNORE, 0, sparse).astype(np.uint8) if slicer
+                                 else sparse.astype(np.uint8), affine), path)
+        if method in ("versaseg", "versaseg-slicer"):
+            command = [str(Path(sys.executable).parent / "versaseg"), "complete", *map(str, case["images"]),
+                       "--labels", str(path), "--out", str(out), "--report", str(report_path)]
+            command += [] if slicer else ["--ignore-label", str(IGNORE)]
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"versaseg complete failed: {done.stderr.strip()}")
+            report = json.loads(report_path.read_text())
+            labels = np.asarray(nib.load(out).dataobj)
+        else:
+            loaded = load_case(CaseFiles(case["name"], list(case["images"]), path))
+            result = complete_case(loaded, IGNORE, "auto", completion_settings(method), progress=lambda message: None)
+            report, labels = result.report, result.labels
+    judged = [s["slice"] for s in report["slices_judged_wrong"]]
+    return labels.astype(np.int16), {"judged_wrong": judged, "voxels_corrected": report["voxels_corrected"],
+                                     "time_split_s": report["time_split_s"],
+                                     "extrapolated_fraction": report["extrapolated_fraction"],
+                                     "slices": report["slices"]}
+
+
+def completion_settings(method: str):
+    """``versaseg`` (the defaults), ``versaseg:field=value;...`` (an ablation of CompletionSettings fields), or a
+    network name (the 2D-network model of earlier versions, ``model=cnn``)."""
+    from dataclasses import fields
+
+    from versaseg.tasks.completion import CompletionSettings
+
+    name, _, overrides = method.partition(":")
+    if name != "versaseg":
+        return CompletionSettings(model="cnn", network=method)
+    types = {f.name: type(getattr(CompletionSettings(), f.name)) for f in fields(CompletionSettings)}
+    values = {}
+    for item in filter(None, overrides.split(";")):
+        key, _, value = item.partition("=")
+        kind = types[key]
+        values[key] = value in ("1", "true", "True") if kind is bool else kind(value)
+    return CompletionSettings(**values)
 
 
 # -- results -------------------------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from versaseg.data.slice_interpolation import (
     leave_one_out_distances,
     slice_signed_distances,
 )
+from versaseg.data.voxel_features import image_features
 from versaseg.errors import InputError
 from versaseg.inference.window import predict_probabilities
 from versaseg.networks.registry import build_network
@@ -56,18 +57,31 @@ from versaseg.training.config import TrainConfig
 from versaseg.training.distributed import DistInfo
 from versaseg.training.run import default_patch_size
 from versaseg.training.trainer import Trainer
+from versaseg.training.voxel import fit_voxels, predict_voxels, voxel_mlp
+
+MODELS = ("voxel", "cnn")
 
 
 @dataclass
 class CompletionSettings:
     """How hard to work. Iterations are batches of ``batch_size`` slices."""
 
-    network: str = "unet"
+    model: str = "voxel"  # "voxel": MLP on multi-scale 3D features (seconds); "cnn": 2D network (minutes)
+    network: str = "unet"  # model "cnn": the registry network
     network_kwargs: dict = field(default_factory=lambda: {"depth": 4, "base_width": 8})
-    iterations: int = 120
+    iterations: int = 120  # model "cnn": batches of ``batch_size`` slices per fold model
+    hidden: int = 96  # model "voxel": MLP width
+    epochs: int = 12  # model "voxel": passes over the sampled voxels
+    voxel_batch: int = 8192  # model "voxel": voxels per optimiser step
+    max_voxels: int = 400_000  # model "voxel": training voxels sampled per model (bounds the time at small K)
+    background_fraction: float = 0.3  # model "voxel": share of background voxels kept before the cap
+    wide_prior_mm: float = 12.0  # model "voxel": softness of the second, wide prior channel per class
+    refit: bool = True  # after the check, models on all cleansed slices predict (else the two fold models' mean)
+    final_models: int = 2  # models (seeds) averaged for the dense prediction
     batch_size: int = 16
     learning_rate: float = 3e-3
-    cleanse: bool = True
+    check: bool = True  # judge every annotated slice with models that did not train on it (reported)
+    cleanse: bool = False  # also correct the slices judged wrong (measured: more harm than good, see the docs)
     confidence: float = 0.9
     seed: int = 0
     augmentation: str = "light"
@@ -172,6 +186,7 @@ class PriorResidualNetwork(torch.nn.Module):
         self.required_divisor = int(getattr(network, "required_divisor", 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C + K - 1, *spatial) or feature rows (N, F + K - 1) -> logits (B, K, *spatial) or (N, K)."""
         prior = x[:, x.shape[1] - (self.num_classes - 1):] * self.prior_strength
         prior_logits = torch.cat([torch.zeros_like(prior[:, :1]), prior], dim=1)
         return prior_logits + self.network(x)
@@ -219,9 +234,53 @@ class _PriorGuidedModel:
                                      device=torch.device(self.settings.device))
 
 
-def _prior_channels(distances: np.ndarray, softness_mm: float) -> np.ndarray:
-    """(T, K, H, W) signed distances (mm) -> (K, T, H, W) prior channels in [-1, 1] (+1 deep inside the class)."""
-    return np.tanh(-distances / softness_mm).transpose(1, 0, 2, 3).astype(np.float32)
+def _prior_channels(distances: np.ndarray, settings: CompletionSettings) -> np.ndarray:
+    """(T, K, H, W) signed distances (mm) -> prior channels in [-1, 1] (+1 deep inside the class), class-first.
+
+    Model "cnn": (K, T, H, W) ``tanh(-d / prior_softness_mm)``. Model "voxel": (2K, T, H, W), a wide
+    ``tanh(-d / wide_prior_mm)`` per class first (where a structure roughly is, which a voxel classifier cannot see
+    otherwise), then the sharp channels; the last K channels are always the sharp prior that
+    :class:`PriorResidualNetwork` adds to the logits.
+    """
+    sharp = np.tanh(-distances / settings.prior_softness_mm).transpose(1, 0, 2, 3).astype(np.float32)
+    if settings.model != "voxel":
+        return sharp
+    wide = np.tanh(-distances / settings.wide_prior_mm).transpose(1, 0, 2, 3).astype(np.float32)
+    return np.concatenate([wide, sharp])
+
+
+class _VoxelModel:
+    """A per-voxel MLP on the image features *and* the prior channels, as a residual of the prior.
+
+    image: (F + P, S, H, W) float32: multi-scale image features (:func:`versaseg.data.voxel_features.image_features`)
+    followed by the prior channels of :func:`_prior_channels`. Same interface as :class:`_PriorGuidedModel`.
+    """
+
+    def __init__(self, image: np.ndarray, num_classes: int, settings: CompletionSettings, seed: int):
+        self.image, self.num_classes, self.settings, self.seed = image, num_classes, settings, seed
+        self.network: torch.nn.Module | None = None
+
+    def fit(self, train_label: np.ndarray, iterations: int | None = None) -> None:
+        """train_label: (S, H, W) class indices, ``num_classes`` where not used for training. ``iterations`` is
+        ignored (the voxel model counts epochs over a bounded voxel sample)."""
+        s = self.settings
+        rng = np.random.default_rng(self.seed)
+        labelled = train_label != self.num_classes
+        keep = labelled & ((train_label > 0) | (rng.random(train_label.shape) < s.background_fraction))
+        rows = np.flatnonzero(keep.ravel())
+        if len(rows) > s.max_voxels:
+            rows = np.sort(rng.choice(rows, s.max_voxels, replace=False))
+        features = self.image.reshape(self.image.shape[0], -1)[:, rows].T
+        labels = train_label.ravel()[rows]
+        torch.manual_seed(self.seed)
+        network = PriorResidualNetwork(voxel_mlp(self.image.shape[0], self.num_classes, s.hidden),
+                                       self.num_classes, s.prior_strength)
+        self.network = fit_voxels(network, features, labels, epochs=s.epochs, batch_size=s.voxel_batch,
+                                  seed=self.seed, device=s.device)
+
+    def predict(self, image: np.ndarray) -> torch.Tensor:
+        """image: (F + P, T, H, W) -> probabilities (K, T, H, W)."""
+        return torch.from_numpy(predict_voxels(self.network, image, device=self.settings.device))
 
 
 def _perturbed(distances: np.ndarray, spacing_2d: tuple, rng: np.random.Generator) -> np.ndarray:
@@ -260,7 +319,10 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
     ``axis`` refers to the *stored* array axis of the input files ('auto' detects it).
     """
     settings = settings or CompletionSettings()
+    if settings.model not in MODELS:
+        raise InputError(f"unknown completion model '{settings.model}'; valid: {', '.join(MODELS)}")
     started = time.perf_counter()
+    timer = _StepTimer()
     sparse = case.label
     stored_sparse = case.to_original(sparse)
     annotated_stored, stored_axis = annotation_mask(stored_sparse, ignore_label, axis)
@@ -291,6 +353,10 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
     image_c = np.ascontiguousarray(image_s[(slice(None), *box)])
     ids = all_ids - box[0].start
     foreground = list(range(1, num_classes))
+    model_class = _VoxelModel if settings.model == "voxel" else _PriorGuidedModel
+    if settings.model == "voxel":
+        image_c = image_features(image_c, spacing)
+    timer.lap("features")
     progress(f"{len(ids)} annotated slices along stored axis {stored_axis}; {num_classes - 1} classes; "
              f"working region {classes_c.shape}")
 
@@ -299,39 +365,51 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
         return np.concatenate([image_c[:, at], priors], axis=0)
 
     annotations = classes_c[ids].copy()  # (N, H, W)
-    distances = slice_signed_distances(annotations, foreground, spacing[1:])
-    # training examples: each annotated slice with its leave-one-out prior, plus copies with perturbed priors
     rng = np.random.default_rng(settings.seed)
-    example_distances = [leave_one_out_distances(distances, ids, spacing[0])]
-    example_distances += [_perturbed(distances, spacing[1:], rng) for _ in range(settings.perturbed_copies)]
-    source = np.tile(np.arange(len(ids)), len(example_distances))  # example -> annotated slice position
-    train_image = np.concatenate([image_c[:, ids[source]], _prior_channels(np.concatenate(example_distances),
-                                                                         settings.prior_softness_mm)], axis=0)
+    source = np.tile(np.arange(len(ids)), 1 + settings.perturbed_copies)  # example -> annotated slice position
+
+    def training_examples(slices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each annotated slice (N, H, W) with its leave-one-out prior, plus copies with perturbed priors: the
+        network input (C + P, len(source), H, W) and the slices' signed distances (N, K - 1, H, W)."""
+        slice_distances = slice_signed_distances(slices, foreground, spacing[1:])
+        examples = [leave_one_out_distances(slice_distances, ids, spacing[0])]
+        examples += [_perturbed(slice_distances, spacing[1:], rng) for _ in range(settings.perturbed_copies)]
+        inputs = np.concatenate([image_c[:, ids[source]], _prior_channels(np.concatenate(examples), settings)])
+        return inputs, slice_distances
+
+    train_image, distances = training_examples(annotations)
+    timer.lap("priors")
 
     verdicts: list[SliceVerdict] = []
-    models: list[_PriorGuidedModel] = []
-    folds = [np.arange(0, len(ids), 2), np.arange(1, len(ids), 2)] if settings.cleanse and len(ids) >= 4 else []
+    models: list[_VoxelModel | _PriorGuidedModel] = []
+    checking = (settings.check or settings.cleanse) and len(ids) >= 4
+    folds = [np.arange(0, len(ids), 2), np.arange(1, len(ids), 2)] if checking else []
     for fold in range(len(folds)):
         use = np.isin(source, folds[1 - fold])
         train_label = np.where(use[:, None, None], annotations[source], ignore).astype(np.int16)
-        model = _PriorGuidedModel(train_image, num_classes, settings, settings.seed + 1 + fold)
+        model = model_class(train_image, num_classes, settings, settings.seed + 1 + fold)
         model.fit(train_label, settings.iterations)
         models.append(model)
-        progress(f"model {fold + 1}/2 trained ({time.perf_counter() - started:.0f} s)")
+        progress(f"check model {fold + 1}/2 trained ({time.perf_counter() - started:.0f} s)")
+    timer.lap("training")
     cleansed = annotations.copy()
     if folds:
         def check(current: np.ndarray) -> list[SliceVerdict]:
             current_distances = slice_signed_distances(current, foreground, spacing[1:])
             return _check_slices(models, folds, image_c, current, ids, current_distances, spacing, settings)
 
-        # one wrong slice spoils the priors of its neighbours too: flag the worst outlier, correct it, re-check
-        # the others with the corrected slice, and repeat until no slice stands out. The first and last annotated
-        # slices have neighbours on one side only; they are checked and reported but never judged wrong.
+        # one wrong slice spoils the priors of its neighbours too: when cleansing, flag the worst outlier, correct
+        # it, re-check the others with the corrected slice, and repeat until no slice stands out; when only
+        # checking, every outlier is reported. The first and last annotated slices have neighbours on one side
+        # only; they are checked and reported but never judged wrong.
         flagged: set[int] = set()
         verdicts = check(cleansed)
         for _ in range(len(ids) // 2):
             candidates = [v for v in _outliers(verdicts) if ids[0] < v.index < ids[-1] and v.index not in flagged]
             if not candidates:
+                break
+            if not settings.cleanse:
+                flagged.update(v.index for v in candidates)
                 break
             worst = max(candidates, key=lambda v: v.mismatch)
             flagged.add(worst.index)
@@ -344,24 +422,39 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
             n = int(np.flatnonzero(ids == v.index)[0])
             v.voxels_corrected = int(np.sum(cleansed[n] != annotations[n]))
             v.agreement = _slice_agreement(annotations[n], v.predicted) if v.judged_wrong else v.agreement
-        progress(f"checked the annotated slices: {len(flagged)} judged wrong")
-        distances = slice_signed_distances(cleansed, foreground, spacing[1:])
+        progress(f"checked the annotated slices: {len(flagged)} judged wrong"
+                 + ("" if settings.cleanse else " (reported, not changed: --cleanse corrects them)"))
+        timer.lap("check")
+    if not folds or settings.refit:  # models on every (cleansed) annotated slice predict the volume
+        train_image, distances = training_examples(cleansed)
+        models = []
+        for number in range(settings.final_models):
+            model = model_class(train_image, num_classes, settings, settings.seed + 10 * number)
+            model.fit(cleansed[source].astype(np.int16), settings.iterations)
+            models.append(model)
+        progress(f"{len(models)} completion model(s) trained ({time.perf_counter() - started:.0f} s)")
+        timer.lap("training")
     else:
-        model = _PriorGuidedModel(train_image, num_classes, settings, settings.seed)
-        train_label = annotations[source].astype(np.int16)
-        model.fit(train_label, settings.iterations)
-        models.append(model)
-        progress(f"model trained ({time.perf_counter() - started:.0f} s)")
+        distances = slice_signed_distances(cleansed, foreground, spacing[1:])
 
     # dense prediction: every model of the ensemble reads the image and the prior from the cleansed slices
     probs = None
     for start in range(0, classes_c.shape[0], 32):
         at = np.arange(start, min(start + 32, classes_c.shape[0]))
-        priors = _prior_channels(interpolate_distances(distances, ids, at, spacing[0]), settings.prior_softness_mm)
+        priors = _prior_channels(interpolate_distances(distances, ids, at, spacing[0]), settings)
         chunk = sum(model.predict(network_input(priors, at)) for model in models) / len(models)
         probs = chunk if probs is None else torch.cat([probs, chunk], dim=1)
     dense_c = probs.argmax(0).numpy().astype(np.int16)
     dense_c[ids] = cleansed
+    timer.lap("prediction")
+    extrapolated = {}  # per class: share of its output voxels past the first/last annotated slice that holds it
+    for k in foreground:
+        holding = ids[(cleansed == k).any(axis=(1, 2))]
+        inside = np.zeros(dense_c.shape[0], bool)
+        if len(holding):
+            inside[holding[0]:holding[-1] + 1] = True
+        total = int(np.sum(dense_c == k))
+        extrapolated[str(int(values[k]))] = round(float(np.sum(dense_c[~inside] == k)) / max(1, total), 4)
     dense_s = np.zeros(classes_s.shape, np.int16)
     dense_s[box] = dense_c
     dense = np.moveaxis(dense_s, 0, canonical_axis)
@@ -372,7 +465,8 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
         "annotation_axis": stored_axis,
         "annotated_slices": [_stored_slice(int(s), canonical_axis, case) for s in slice_ids],
         "classes": [int(v) for v in values[1:]],
-        "cleansed": bool(verdicts),
+        "checked": bool(verdicts),
+        "cleansed": bool(verdicts) and settings.cleanse,
         "slices_judged_wrong": [
             {"slice": _stored_slice(v.index + box[0].start, canonical_axis, case), "agreement": round(v.agreement, 4),
              "voxels_corrected": v.voxels_corrected} for v in sorted(verdicts, key=lambda v: v.index)
@@ -382,12 +476,27 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
                     "voxels_corrected": v.voxels_corrected} for v in sorted(verdicts, key=lambda v: v.index)],
         "voxels_corrected": int(sum(v.voxels_corrected for v in verdicts)),
         "seconds": round(seconds, 1),
+        "time_split_s": timer.seconds,
+        "extrapolated_fraction": extrapolated,
         "settings": settings.__dict__,
     }
     return CompletionResult(case.to_original(labels), report)
 
 
-def _check_slices(models: list[_PriorGuidedModel], folds: list[np.ndarray], image_c: np.ndarray,
+class _StepTimer:
+    """Wall time of consecutive steps: ``lap(name)`` adds the time since the previous lap to ``seconds[name]``."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + now - self._last, 2)
+        self._last = now
+
+
+def _check_slices(models: list, folds: list[np.ndarray], image_c: np.ndarray,
                   annotations: np.ndarray, ids: np.ndarray, distances: np.ndarray, spacing: tuple,
                   settings: CompletionSettings) -> list[SliceVerdict]:
     """Predict every annotated slice with the model that did not train on it, from the image and the prior
@@ -398,7 +507,7 @@ def _check_slices(models: list[_PriorGuidedModel], folds: list[np.ndarray], imag
         for n in held_out:
             keep = [m for m in range(len(ids)) if m != n]
             priors.append(interpolate_distances(distances[keep], ids[keep], [ids[n]], spacing[0]))
-        prior = _prior_channels(np.concatenate(priors), settings.prior_softness_mm)
+        prior = _prior_channels(np.concatenate(priors), settings)
         probs = models[fold].predict(np.concatenate([image_c[:, ids[held_out]], prior], axis=0))
         confident = (probs.max(0).values >= settings.confidence).numpy()
         predicted = probs.argmax(0).numpy().astype(np.int16)
