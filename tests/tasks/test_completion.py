@@ -119,7 +119,7 @@ def test_completion_extrapolates_and_flags_a_wrong_slice(tmp_path):
     sparse[:, :, wrong] = 0
     sparse[2:12, 2:12, wrong] = 1  # drawn in the wrong place: the ellipsoid is missing, a square is labelled
     case = _ball_case(tmp_path, sparse, image)
-    settings = CompletionSettings(iterations=80, seed=0)
+    settings = CompletionSettings(cleanse=True, seed=0)
     result = complete_case(case, 9, "auto", settings, progress=lambda m: None)
     labels = result.labels
     assert result.report["annotation_axis"] == 2
@@ -149,3 +149,45 @@ def test_prior_residual_network_starts_from_the_prior():
     labels = wrapped(x).argmax(1)[0]
     assert wrapped.required_divisor == 4
     assert (labels[:4] == 1).all() and (labels[6:, 6:] == 2).all() and (labels[4:6] == 0).all()
+
+
+def test_check_only_reports_the_wrong_slice_and_changes_nothing(tmp_path):
+    truth, image = _ball()
+    annotated = list(range(8, 28, 2))
+    sparse = np.full(truth.shape, 9, np.int16)
+    sparse[:, :, annotated] = truth[:, :, annotated]
+    wrong = annotated[4]
+    sparse[:, :, wrong] = 0  # the whole ellipsoid is missing on this slice
+    case = _ball_case(tmp_path, sparse, image)
+    result = complete_case(case, 9, "auto", CompletionSettings(seed=1), progress=lambda m: None)
+    report = result.report
+    assert [s["slice"] for s in report["slices_judged_wrong"]] == [wrong]
+    assert report["checked"] and not report["cleansed"] and report["voxels_corrected"] == 0
+    np.testing.assert_array_equal(result.labels[:, :, annotated], sparse[:, :, annotated])  # annotation kept
+    assert set(report["time_split_s"]) == {"features", "priors", "training", "check", "prediction"}
+    assert all(v >= 0 for v in report["time_split_s"].values())
+    # the ellipsoid spans z = 4..30 but is annotated on 8..26: the part on z < 8 and z > 26 is extrapolated
+    labels = result.labels
+    inside = (labels[:, :, 8:27] >= 1).sum()
+    outside = (labels >= 1).sum() - inside
+    core = report["extrapolated_fraction"]["1"]
+    assert 0 < core < 0.5 and abs(core - float(np.sum(labels[:, :, [*range(8), *range(27, 36)]] == 1))
+                                  / max(1, np.sum(labels == 1))) < 1e-3
+    assert outside > 0
+
+
+def test_known_background_slices_stop_the_extrapolation(tmp_path):
+    """Ignore convention: annotated slices holding only background bound the structure; in the Slicer convention
+    the same slices are indistinguishable from unannotated ones and the shape is extrapolated past them."""
+    truth, image = _ball()
+    annotated = list(range(8, 28, 3))  # 8 .. 26
+    sparse = np.full(truth.shape, 9, np.int16)
+    sparse[:, :, annotated] = truth[:, :, annotated]
+    sparse[:, :, 29] = 0  # the annotator marked slice 29 as background (wrongly: the ellipsoid reaches z = 30)
+    ignore_case = _ball_case(tmp_path, sparse, image)
+    with_ignore = complete_case(ignore_case, 9, "auto", CompletionSettings(seed=0), progress=lambda m: None)
+    assert (with_ignore.labels[:, :, 29:] == 0).all()  # the known background is kept, nothing grows past it
+    (tmp_path / "slicer").mkdir()
+    slicer_case = _ball_case(tmp_path / "slicer", np.where(sparse == 9, 0, sparse), image)
+    slicer = complete_case(slicer_case, None, "auto", CompletionSettings(seed=0), progress=lambda m: None)
+    assert (slicer.labels[:, :, 29] > 0).sum() > 0

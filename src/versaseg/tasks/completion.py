@@ -398,25 +398,25 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
             current_distances = slice_signed_distances(current, foreground, spacing[1:])
             return _check_slices(models, folds, image_c, current, ids, current_distances, spacing, settings)
 
-        # one wrong slice spoils the priors of its neighbours too: when cleansing, flag the worst outlier, correct
-        # it, re-check the others with the corrected slice, and repeat until no slice stands out; when only
-        # checking, every outlier is reported. The first and last annotated slices have neighbours on one side
-        # only; they are checked and reported but never judged wrong.
+        # one wrong slice spoils the priors of its neighbours too: flag the worst outlier, correct it in a working
+        # copy, re-check the others with the corrected slice, and repeat until no slice stands out. Only with
+        # ``cleanse`` do the corrections reach the output. The first and last annotated slices have neighbours on
+        # one side only; they are checked and reported but never judged wrong.
         flagged: set[int] = set()
-        verdicts = check(cleansed)
+        working = annotations.copy()
+        verdicts = check(working)
         for _ in range(len(ids) // 2):
             candidates = [v for v in _outliers(verdicts) if ids[0] < v.index < ids[-1] and v.index not in flagged]
             if not candidates:
-                break
-            if not settings.cleanse:
-                flagged.update(v.index for v in candidates)
                 break
             worst = max(candidates, key=lambda v: v.mismatch)
             flagged.add(worst.index)
             n = int(np.flatnonzero(ids == worst.index)[0])
             fix = worst.confident & (worst.predicted != annotations[n])
-            cleansed[n][fix] = worst.predicted[fix]
-            verdicts = check(cleansed)
+            working[n][fix] = worst.predicted[fix]
+            verdicts = check(working)
+        if settings.cleanse:
+            cleansed = working
         for v in verdicts:
             v.judged_wrong = v.index in flagged
             n = int(np.flatnonzero(ids == v.index)[0])
