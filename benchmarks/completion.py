@@ -152,6 +152,8 @@ def run_one(case: dict, axis: int, every: int, noise: float, method: str) -> dic
     sparse, report = degrade_label(truth, every, axis=axis, offset=every // 2, noisy_fraction=noise, seed=seed,
                                    ignore_label=IGNORE)
     wrong = sorted(s.index for s in report.slices if s.kind)
+    corruptions = {str(s.index): {"kind": s.kind, "dice_cost": round(slice_dice_cost(truth, sparse, axis, s.index), 4)}
+                   for s in report.slices if s.kind}
     started = time.perf_counter()
     extra: dict = {}
     if method == "nearest" or method == "shape":
@@ -168,8 +170,18 @@ def run_one(case: dict, axis: int, every: int, noise: float, method: str) -> dic
            "every": every, "noise": noise, "method": method, "seconds": round(seconds, 2),
            "dice": {str(c): round(dice(dense == c, truth == c), 4) for c in CLASSES},
            "hd95": {str(c): round(hd95(dense == c, truth == c, spacing), 2) for c in CLASSES},
-           "truly_wrong": wrong, **extra}
+           "truly_wrong": wrong, "corruptions": corruptions, **extra}
     return row
+
+
+def slice_dice_cost(truth: np.ndarray, sparse: np.ndarray, axis: int, index: int) -> float:
+    """1 - the corrupted slice's Dice against the truth (mean over the classes on either): what the mistake costs."""
+    true_slice, given = np.take(truth, index, axis=axis), np.take(sparse, index, axis=axis)
+    present = [c for c in CLASSES if (true_slice == c).any() or (given == c).any()]
+    if not present:
+        return 0.0
+    return 1.0 - float(np.mean([2 * np.sum((true_slice == c) & (given == c))
+                                / (np.sum(true_slice == c) + np.sum(given == c)) for c in present]))
 
 
 def slice_method(sparse: np.ndarray, axis: int, spacing: tuple, method: str) -> np.ndarray:
