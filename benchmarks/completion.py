@@ -385,7 +385,7 @@ def _tables(part: list[dict], order: list[str]) -> list[str]:
 
 def network_study(part: list[dict], order: list[str]) -> list[str]:
     """The networks compared on exactly the same runs (case, axis, K, noise), by K and noisy fraction."""
-    networks = [m for m in order if m not in CHEAP]
+    networks = [m for m in order if m not in CHEAP and not m.startswith("versaseg")]  # --model cnn networks
     if len(networks) < 2:
         return []
 
@@ -491,7 +491,7 @@ def timing(rows: list[dict], method: str = "versaseg") -> list[str]:
 
 def slice_check(rows: list[dict], method: str = "versaseg") -> list[str]:
     """Recall and precision of "judged wrong" against the corruptions `degrade` recorded, per corruption kind."""
-    mine = [r for r in _select(rows, method=method) if "corruptions" in r and "slices" in r]
+    mine = [r for r in _select(rows, method=method) if "corruptions" in r and "slices" in r and r["noise"] > 0]
     if not mine:
         return []
     kinds: dict[str, list[int]] = {}

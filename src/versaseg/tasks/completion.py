@@ -31,19 +31,14 @@ normalisation, :class:`versaseg.training.trainer.Trainer` and :func:`versaseg.in
 
 from __future__ import annotations
 
-import tempfile
 import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from scipy import ndimage
 
-from versaseg.data.augment import build_augmentation
 from versaseg.data.case import Case
 from versaseg.data.normalization import fit_normalization, normalize
-from versaseg.data.sampling import TrainingVolume
 from versaseg.data.slice_interpolation import (
     interpolate_distances,
     leave_one_out_distances,
@@ -51,45 +46,15 @@ from versaseg.data.slice_interpolation import (
 )
 from versaseg.data.voxel_features import image_features
 from versaseg.errors import InputError
-from versaseg.inference.window import predict_probabilities
-from versaseg.networks.registry import build_network
-from versaseg.training.config import TrainConfig
-from versaseg.training.distributed import DistInfo
-from versaseg.training.run import default_patch_size
-from versaseg.training.trainer import Trainer
-from versaseg.training.voxel import fit_voxels, predict_voxels, voxel_mlp
-
-MODELS = ("voxel", "cnn")
-
-
-@dataclass
-class CompletionSettings:
-    """How hard to work. Iterations are batches of ``batch_size`` slices."""
-
-    model: str = "voxel"  # "voxel": MLP on multi-scale 3D features (seconds); "cnn": 2D network (minutes)
-    network: str = "unet"  # model "cnn": the registry network
-    network_kwargs: dict = field(default_factory=lambda: {"depth": 4, "base_width": 8})
-    iterations: int = 120  # model "cnn": batches of ``batch_size`` slices per fold model
-    hidden: int = 96  # model "voxel": MLP width
-    epochs: int = 12  # model "voxel": passes over the sampled voxels
-    voxel_batch: int = 8192  # model "voxel": voxels per optimiser step
-    max_voxels: int = 300_000  # model "voxel": training voxels sampled per model (bounds the time at small K)
-    background_fraction: float = 0.3  # model "voxel": share of background voxels kept before the cap
-    wide_prior_mm: float = 12.0  # model "voxel": softness of the second, wide prior channel per class
-    refit: bool = True  # after the check, models on all cleansed slices predict (else the two fold models' mean)
-    final_models: int = 2  # models (seeds) averaged for the dense prediction
-    batch_size: int = 16
-    learning_rate: float = 3e-3
-    check: bool = True  # judge every annotated slice with models that did not train on it (reported)
-    cleanse: bool = False  # also correct the slices judged wrong (measured: more harm than good, see the docs)
-    confidence: float = 0.9
-    seed: int = 0
-    augmentation: str = "light"
-    margin_mm: float = 15.0
-    prior_softness_mm: float = 3.0
-    prior_strength: float = 3.0
-    perturbed_copies: int = 2
-    device: str = "cpu"
+from versaseg.tasks.completion_models import (  # noqa: F401  (CompletionSettings, PriorResidualNetwork: public API)
+    MODELS,
+    CompletionSettings,
+    PriorResidualNetwork,
+    SliceNetworkModel,
+    VoxelModel,
+    perturbed_distances,
+    prior_channels,
+)
 
 
 @dataclass
@@ -169,134 +134,6 @@ def _slice_agreement(annotation: np.ndarray, prediction: np.ndarray) -> float:
     return float(np.sum(union & (annotation == prediction)) / np.sum(union))
 
 
-class PriorResidualNetwork(torch.nn.Module):
-    """Logits = ``prior_strength`` x prior + network(image, prior): the network learns a correction of the prior.
-
-    The prior channels (the last K - 1 input channels, in [-1, 1]) become foreground logits (background 0), so an
-    untrained model (whose logits are small) reproduces the shape interpolation and training only learns where the
-    image says otherwise: a strong start with the few hundred iterations a completion can afford, and no small class
-    forgotten early on.
-
-    ``forward(x: (B, C + K - 1, *spatial)) -> (B, K, *spatial)``.
-    """
-
-    def __init__(self, network: torch.nn.Module, num_classes: int, prior_strength: float = 3.0):
-        super().__init__()
-        self.network, self.num_classes, self.prior_strength = network, num_classes, prior_strength
-        self.required_divisor = int(getattr(network, "required_divisor", 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, C + K - 1, *spatial) or feature rows (N, F + K - 1) -> logits (B, K, *spatial) or (N, K)."""
-        prior = x[:, x.shape[1] - (self.num_classes - 1):] * self.prior_strength
-        prior_logits = torch.cat([torch.zeros_like(prior[:, :1]), prior], dim=1)
-        return prior_logits + self.network(x)
-
-
-class _PriorGuidedModel:
-    """A 2D network along S that reads the image *and* the interpolated shape prior and outputs class probabilities.
-
-    image: (C + K - 1, S, H, W) float32: normalised image channels followed by one prior channel per foreground class.
-    """
-
-    def __init__(self, image: np.ndarray, num_classes: int, settings: CompletionSettings, seed: int):
-        self.image, self.num_classes, self.settings, self.seed = image, num_classes, settings, seed
-        self.network: torch.nn.Module | None = None
-        self.patch_size: list[int] = []
-
-    def fit(self, train_label: np.ndarray, iterations: int) -> None:
-        """train_label: (S, H, W) class indices, ``num_classes`` where not used for training."""
-        s = self.settings
-        torch.manual_seed(self.seed)
-        network = PriorResidualNetwork(
-            build_network(s.network, 2, self.image.shape[0], self.num_classes, **s.network_kwargs), self.num_classes,
-            s.prior_strength)
-        self.patch_size = default_patch_size([self.image.shape[1:]], "2d", 0, network.required_divisor)
-        epochs = max(1, iterations // 25)
-        config = TrainConfig(network=s.network, network_kwargs=s.network_kwargs, dim="2d", axis=0,
-                             patch_size=self.patch_size, batch_size=s.batch_size, epochs=epochs,
-                             iterations_per_epoch=max(1, iterations // epochs), learning_rate=s.learning_rate,
-                             augmentation=s.augmentation, seed=self.seed, val_fraction=0.0,
-                             labels={**{f"class_{k}": k for k in range(self.num_classes)},
-                                     "ignore": self.num_classes},
-                             ignore_label=self.num_classes)
-        volume = TrainingVolume.from_arrays("case", self.image, train_label, self.num_classes,
-                                            np.random.default_rng(self.seed))
-        with tempfile.TemporaryDirectory(prefix="versaseg-complete-") as run_dir:
-            trainer = Trainer(config, network, [volume], [], Path(run_dir), torch.device(s.device), DistInfo(),
-                              augment=build_augmentation(s.augmentation, 2), persist=False)
-            trainer.fit()
-        self.network = trainer.network
-
-    def predict(self, image: np.ndarray) -> torch.Tensor:
-        """image: (C + K - 1, T, H, W) -> probabilities (K, T, H, W)."""
-        return predict_probabilities(self.network, torch.from_numpy(np.ascontiguousarray(image)), "2d", 0,
-                                     self.patch_size, batch_size=self.settings.batch_size,
-                                     device=torch.device(self.settings.device))
-
-
-def _prior_channels(distances: np.ndarray, settings: CompletionSettings) -> np.ndarray:
-    """(T, K, H, W) signed distances (mm) -> prior channels in [-1, 1] (+1 deep inside the class), class-first.
-
-    Model "cnn": (K, T, H, W) ``tanh(-d / prior_softness_mm)``. Model "voxel": (2K, T, H, W), a wide
-    ``tanh(-d / wide_prior_mm)`` per class first (where a structure roughly is, which a voxel classifier cannot see
-    otherwise), then the sharp channels; the last K channels are always the sharp prior that
-    :class:`PriorResidualNetwork` adds to the logits.
-    """
-    sharp = np.tanh(-distances / settings.prior_softness_mm).transpose(1, 0, 2, 3).astype(np.float32)
-    if settings.model != "voxel":
-        return sharp
-    wide = np.tanh(-distances / settings.wide_prior_mm).transpose(1, 0, 2, 3).astype(np.float32)
-    return np.concatenate([wide, sharp])
-
-
-class _VoxelModel:
-    """A per-voxel MLP on the image features *and* the prior channels, as a residual of the prior.
-
-    image: (F + P, S, H, W) float32: multi-scale image features (:func:`versaseg.data.voxel_features.image_features`)
-    followed by the prior channels of :func:`_prior_channels`. Same interface as :class:`_PriorGuidedModel`.
-    """
-
-    def __init__(self, image: np.ndarray, num_classes: int, settings: CompletionSettings, seed: int):
-        self.image, self.num_classes, self.settings, self.seed = image, num_classes, settings, seed
-        self.network: torch.nn.Module | None = None
-
-    def fit(self, train_label: np.ndarray, iterations: int | None = None) -> None:
-        """train_label: (S, H, W) class indices, ``num_classes`` where not used for training. ``iterations`` is
-        ignored (the voxel model counts epochs over a bounded voxel sample)."""
-        s = self.settings
-        rng = np.random.default_rng(self.seed)
-        labelled = train_label != self.num_classes
-        keep = labelled & ((train_label > 0) | (rng.random(train_label.shape) < s.background_fraction))
-        rows = np.flatnonzero(keep.ravel())
-        if len(rows) > s.max_voxels:
-            rows = np.sort(rng.choice(rows, s.max_voxels, replace=False))
-        features = self.image.reshape(self.image.shape[0], -1)[:, rows].T
-        labels = train_label.ravel()[rows]
-        torch.manual_seed(self.seed)
-        network = PriorResidualNetwork(voxel_mlp(self.image.shape[0], self.num_classes, s.hidden),
-                                       self.num_classes, s.prior_strength)
-        self.network = fit_voxels(network, features, labels, epochs=s.epochs, batch_size=s.voxel_batch,
-                                  seed=self.seed, device=s.device)
-
-    def predict(self, image: np.ndarray) -> torch.Tensor:
-        """image: (F + P, T, H, W) -> probabilities (K, T, H, W)."""
-        return torch.from_numpy(predict_voxels(self.network, image, device=self.settings.device))
-
-
-def _perturbed(distances: np.ndarray, spacing_2d: tuple, rng: np.random.Generator) -> np.ndarray:
-    """The annotated slices' own signed distances (N, K, H, W) with smooth random errors: what an interpolated prior
-    close to an annotated slice looks like (boundaries off by a few mm), as opposed to the leave-one-out prior from
-    twice the annotation gap away. Both kinds teach the network how far to trust the prior."""
-    out = distances.copy()
-    sigma = 10.0 / np.asarray(spacing_2d)  # ~10 mm smooth error fields
-    for n in range(out.shape[0]):
-        for k in range(out.shape[1]):
-            field = ndimage.gaussian_filter(rng.standard_normal(out.shape[2:]), sigma)
-            field *= rng.uniform(0.5, 3.0) / max(float(field.std()), 1e-6)
-            out[n, k] += (field + rng.uniform(-2.0, 2.0)).astype(np.float32)
-    return out
-
-
 def _crop_box(classes: np.ndarray, slice_ids: np.ndarray, ignore: int, spacing: tuple, margin_mm: float) -> tuple:
     """Slices of the slice-first volume (S, H, W) worth predicting: the annotated foreground's in-plane bounding box
     plus ``margin_mm``, and along S one gap beyond the first and last annotated slice."""
@@ -353,7 +190,7 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
     image_c = np.ascontiguousarray(image_s[(slice(None), *box)])
     ids = all_ids - box[0].start
     foreground = list(range(1, num_classes))
-    model_class = _VoxelModel if settings.model == "voxel" else _PriorGuidedModel
+    model_class = VoxelModel if settings.model == "voxel" else SliceNetworkModel
     if settings.model == "voxel":
         image_c = image_features(image_c, spacing)
     timer.lap("features")
@@ -373,15 +210,15 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
         network input (C + P, len(source), H, W) and the slices' signed distances (N, K - 1, H, W)."""
         slice_distances = slice_signed_distances(slices, foreground, spacing[1:])
         examples = [leave_one_out_distances(slice_distances, ids, spacing[0])]
-        examples += [_perturbed(slice_distances, spacing[1:], rng) for _ in range(settings.perturbed_copies)]
-        inputs = np.concatenate([image_c[:, ids[source]], _prior_channels(np.concatenate(examples), settings)])
+        examples += [perturbed_distances(slice_distances, spacing[1:], rng) for _ in range(settings.perturbed_copies)]
+        inputs = np.concatenate([image_c[:, ids[source]], prior_channels(np.concatenate(examples), settings)])
         return inputs, slice_distances
 
     train_image, distances = training_examples(annotations)
     timer.lap("priors")
 
     verdicts: list[SliceVerdict] = []
-    models: list[_VoxelModel | _PriorGuidedModel] = []
+    models: list[VoxelModel | SliceNetworkModel] = []
     checking = (settings.check or settings.cleanse) and len(ids) >= 4
     folds = [np.arange(0, len(ids), 2), np.arange(1, len(ids), 2)] if checking else []
     for fold in range(len(folds)):
@@ -443,7 +280,7 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
     probs = None
     for start in range(0, classes_c.shape[0], 32):
         at = np.arange(start, min(start + 32, classes_c.shape[0]))
-        priors = _prior_channels(interpolate_distances(distances, ids, at, spacing[0]), settings)
+        priors = prior_channels(interpolate_distances(distances, ids, at, spacing[0]), settings)
         chunk = sum(model.predict(network_input(priors, at)) for model in models) / len(models)
         probs = chunk if probs is None else torch.cat([probs, chunk], dim=1)
     dense_c = probs.argmax(0).numpy().astype(np.int16)
@@ -509,7 +346,7 @@ def _check_slices(models: list, folds: list[np.ndarray], image_c: np.ndarray,
         for n in held_out:
             keep = [m for m in range(len(ids)) if m != n]
             priors.append(interpolate_distances(distances[keep], ids[keep], [ids[n]], spacing[0]))
-        prior = _prior_channels(np.concatenate(priors), settings)
+        prior = prior_channels(np.concatenate(priors), settings)
         probs = models[fold].predict(np.concatenate([image_c[:, ids[held_out]], prior], axis=0))
         confident = (probs.max(0).values >= settings.confidence).numpy()
         predicted = probs.argmax(0).numpy().astype(np.int16)
@@ -532,18 +369,6 @@ def _outliers(verdicts: list[SliceVerdict]) -> list[SliceVerdict]:
     mad = float(np.median(np.abs(errors - median))) * 1.4826
     cutoff = max(median + 3 * max(mad, 0.05), 2 * median)
     return [v for v, e in zip(verdicts, errors, strict=True) if e > cutoff]
-
-
-def _slice_index(axis: int, index: int) -> tuple:
-    sl = [slice(None)] * 3
-    sl[axis] = int(index)
-    return tuple(sl)
-
-
-def _copy_slices(target: np.ndarray, source: np.ndarray, indices, axis: int) -> None:
-    for i in indices:
-        sl = _slice_index(axis, i)
-        target[sl] = source[sl]
 
 
 def _to_canonical_mask(mask_stored: np.ndarray, case: Case) -> np.ndarray:
