@@ -191,3 +191,35 @@ def test_known_background_slices_stop_the_extrapolation(tmp_path):
     slicer_case = _ball_case(tmp_path / "slicer", np.where(sparse == 9, 0, sparse), image)
     slicer = complete_case(slicer_case, None, "auto", CompletionSettings(seed=0), progress=lambda m: None)
     assert (slicer.labels[:, :, 29] > 0).sum() > 0
+
+
+def test_cnn_model_still_completes(tmp_path):
+    truth, image = _ball()
+    annotated = list(range(8, 28, 3))
+    sparse = np.full(truth.shape, 9, np.int16)
+    sparse[:, :, annotated] = truth[:, :, annotated]
+    case = _ball_case(tmp_path, sparse, image)
+    settings = CompletionSettings(model="cnn", iterations=30, check=False, seed=0)
+    result = complete_case(case, 9, "auto", settings, progress=lambda m: None)
+    between = [z for z in range(8, 27) if z not in annotated]
+    assert _dice(result.labels[:, :, between] == 1, truth[:, :, between] == 1) > 0.8
+    assert "check" not in result.report["time_split_s"] and not result.report["checked"]
+
+
+def test_unknown_model_is_an_input_error(tmp_path):
+    truth, image = _ball()
+    sparse = np.full(truth.shape, 9, np.int16)
+    sparse[:, :, 8:28:3] = truth[:, :, 8:28:3]
+    with pytest.raises(InputError, match="unknown completion model 'rf'"):
+        complete_case(_ball_case(tmp_path, sparse, image), 9, "auto", CompletionSettings(model="rf"))
+
+
+def test_cli_rejects_an_unknown_model_without_writing(tmp_path):
+    truth, image = _ball()
+    sparse = np.full(truth.shape, 9, np.int16)
+    sparse[:, :, 8:28:3] = truth[:, :, 8:28:3]
+    _ball_case(tmp_path, sparse, image)
+    result = _cli(tmp_path / "img.nii.gz", "--labels", tmp_path / "sparse.nii.gz", "--ignore-label", 9,
+                  "--out", tmp_path / "out.nii.gz", "--model", "rf")
+    assert result.returncode == 2 and "--model" in result.stderr and "voxel" in result.stderr
+    assert not (tmp_path / "out.nii.gz").exists()
