@@ -1,5 +1,6 @@
 """Label-completion benchmark: nearest-slice copy, shape interpolation, ITK's morphological contour interpolator
-(3D Slicer's "Fill between slices") and ``versaseg complete`` with each network, on sparse and noisy annotations.
+(3D Slicer's "Fill between slices") and ``versaseg complete`` (its defaults in both label conventions, ablations of its
+settings, and the 2D networks of ``--model cnn``), on sparse and noisy annotations.
 
 Every run takes a fully labelled case, keeps every K-th slice along one axis (the first at K // 2), corrupts a fraction
 of the kept slices (:func:`versaseg.data.degrade.degrade_label`, seed fixed per case/axis/K/noise), completes it with a
@@ -13,9 +14,18 @@ Results are appended to a JSON-lines file (``--results``); a run already in it i
 different grids accumulate (and a killed benchmark resumes). ``--docs`` rewrites the "## Label completion" section of
 docs/benchmarks.md from everything in the results file.
 
-    python benchmarks/completion.py --methods nearest,shape,itk --every 2,4,8,16 --noise 0,0.3 --axes 0,1,2
-    python benchmarks/completion.py --methods unet,frrn,unet-frrn --every 8 --noise 0,0.3 --axes 2
-    python benchmarks/completion.py --docs docs/benchmarks.md          # tables only
+The runs behind docs/benchmarks.md (raw results committed in benchmarks/results/completion.jsonl):
+
+    python benchmarks/completion.py --cases 3 --mni --methods nearest,shape,itk,versaseg --every 8,4,16,2 \
+        --noise 0.3,0 --axes 0,1,2
+    python benchmarks/completion.py --cases 3 --mni --methods "versaseg-slicer,versaseg:cleanse=1" --every 8 \
+        --noise 0.3 --axes 0,1,2
+    python benchmarks/completion.py --cases 3 --mni --methods versaseg-slicer --every 16 --noise 0.3 --axes 0,1,2
+    python benchmarks/completion.py --methods none --cases 0 --docs docs/benchmarks.md     # tables only
+
+Methods: ``nearest``, ``shape``, ``itk``; ``versaseg`` / ``versaseg-slicer`` (``versaseg complete`` as a fresh
+process, ignore-label / Slicer convention); ``versaseg:field=value;...`` (CompletionSettings fields changed, via the
+API); any other name is a registry network for ``--model cnn``.
 
 ITK's interpolator is an optional extra: ``pip install -e .[bench]`` (itk-morphologicalcontourinterpolation).
 """
@@ -54,7 +64,8 @@ def main() -> None:
     parser.add_argument("--noise", default="0,0.3", help="Comma list of noisy-slice fractions.")
     parser.add_argument("--axes", default="2", help="Comma list of annotation axes (0 = sagittal, 1 = coronal, "
                         "2 = axial for these RAS volumes).")
-    parser.add_argument("--results", type=Path, default=Path("benchmark_data/completion/results.jsonl"))
+    parser.add_argument("--results", type=Path, default=Path("benchmarks/results/completion.jsonl"),
+                        help="JSON-lines file of finished runs (appended to; runs already in it are skipped).")
     parser.add_argument("--docs", type=Path, default=None, help="Rewrite the section of this markdown file.")
     args = parser.parse_args()
 
@@ -353,7 +364,7 @@ def _tables(part: list[dict], order: list[str]) -> list[str]:
             if sub:
                 seconds = float(np.median([r["seconds"] for r in sub]))
                 cells = [f"{_avg(sub, lambda r, c=c: r['dice'][str(c)]):.3f}" for c in CLASSES]
-                lines.append(f"| {LABELS.get(method, 'versaseg complete --network ' + method)} | "
+                lines.append(f"| {_label(method)} | "
                              + " | ".join(cells) + f" | **{_avg(sub, _mean_dice):.3f}** | "
                              f"{_avg(sub, _mean_hd95):.1f} | {seconds:.0f} | {len(sub)} |")
         lines.append("")
@@ -389,10 +400,7 @@ def network_study(part: list[dict], order: list[str]) -> list[str]:
     if len(networks) < 2:
         return []
 
-    def key(r: dict) -> tuple:
-        return r["case"], r["axis"], r["every"], r["noise"]
-
-    common = set.intersection(*({key(r) for r in _select(part, method=m)} for m in networks))
+    common = set.intersection(*({_key(r) for r in _select(part, method=m)} for m in networks))
     if not common:
         return []
     settings = sorted({(k[2], k[3]) for k in common})
@@ -403,7 +411,7 @@ def network_study(part: list[dict], order: list[str]) -> list[str]:
     for method in [*networks, "itk"]:
         cells, everything = [], []
         for k, n in settings:
-            sub = [r for r in _select(part, method=method, every=k, noise=n) if key(r) in common]
+            sub = [r for r in _select(part, method=method, every=k, noise=n) if _key(r) in common]
             everything += sub
             cells.append("–" if not sub else f"{_avg(sub, _mean_dice):.3f} ({len(sub)})")
         total = f"{_avg(everything, _mean_dice):.3f}" if everything else "–"

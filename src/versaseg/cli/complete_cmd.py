@@ -43,7 +43,7 @@ def complete(
                               "(seconds); cnn: a 2D network on image slices and the prior (minutes)."),
     network: str = typer.Option("unet", help="--model cnn: network from the registry (see `versaseg networks`)."),
     iterations: int = typer.Option(120, help="--model cnn: training iterations (batches of 16 slices) of each of "
-                                   "the two models (one per fold of the annotated slices; one with --no-cleanse)."),
+                                   "the two check models and of the completion models."),
     check: bool = typer.Option(True, "--check/--no-check", help="Judge every annotated slice with two models that "
                                "did not train on it and report the outliers (--report, command line)."),
     cleanse: bool = typer.Option(False, "--cleanse/--no-cleanse", help="Also correct the slices judged wrong "

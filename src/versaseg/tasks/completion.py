@@ -10,23 +10,26 @@ volume:
 2. **A shape prior.** Each class's signed distance map on the annotated slices is interpolated linearly between them
    and tapered off (45-degree cone) beyond the end slices and towards a slice where the class is absent
    (:mod:`versaseg.data.slice_interpolation`).
-3. **A prior-guided network.** A 2D network reads the image channels *and* the prior (one channel per class) and
-   outputs a correction of the prior's logits (:class:`PriorResidualNetwork`), so where the image is ambiguous the
-   interpolation stands and where the image shows the boundary the network moves it - between and beyond the
-   annotated slices. It trains on the annotated slices with the prior each would get from the *other* annotated
-   slices (leave-one-out: twice the real gap) and with its own prior perturbed by smooth few-mm errors (what a prior
-   close to an annotated slice looks like).
-4. **Cleanse.** The annotated slices are split into two interleaved folds (non-adjacent slices, as the research
-   selected them); one model trains on each fold and checks the other fold's slices. A slice whose agreement with
-   its held-out prediction is an outlier (robust z-score below -3 and under half the median) is judged wrong, its
-   confidently contradicted voxels are corrected, and the check is repeated with the corrected slice (a wrong slice
-   spoils its neighbours' priors too). The first and last annotated slice are never judged (one-sided context).
-5. **Complete.** The prior is rebuilt from the cleansed slices and the two models' probabilities are averaged over
-   every slice of the working region; annotated slices keep their cleansed annotation, everything outside the
-   working region is background.
+3. **A prior-guided classifier** (:mod:`versaseg.tasks.completion_models`). By default a per-voxel MLP reads
+   multi-scale 3D image features (:mod:`versaseg.data.voxel_features`) *and* the prior and outputs a correction of
+   the prior's logits (:class:`PriorResidualNetwork`), so where the image is ambiguous the interpolation stands and
+   where the image shows the boundary the classifier moves it - between and beyond the annotated slices. It trains
+   on the annotated slices with the prior each would get from the *other* annotated slices (leave-one-out: twice the
+   real gap) and with its own prior perturbed by smooth few-mm errors (what a prior close to an annotated slice
+   looks like). ``model="cnn"`` uses a 2D registry network on the image slices instead.
+4. **Check.** The annotated slices are split into two interleaved folds (non-adjacent slices, as the research
+   selected them); one model trains on each fold and checks the other fold's slices. A slice whose disagreement
+   with its held-out prediction is an outlier is judged wrong, its confidently contradicted voxels are corrected
+   in a working copy, and the check is repeated (a wrong slice spoils its neighbours' priors too). The first and
+   last annotated slice are never judged (one-sided context). Only with ``cleanse`` do the corrections reach the
+   output.
+5. **Complete.** ``final_models`` models (seeds) train on every annotated slice and their probabilities are
+   averaged over every voxel of the working region; annotated slices keep their (cleansed) annotation, everything
+   outside the working region is background.
 
 It composes the library's stages: :func:`versaseg.data.case.load_case` (checks, canonical orientation),
-normalisation, :class:`versaseg.training.trainer.Trainer` and :func:`versaseg.inference.window.predict_probabilities`.
+normalisation, :mod:`versaseg.training.voxel` (or :class:`versaseg.training.trainer.Trainer` and
+:func:`versaseg.inference.window.predict_probabilities` for ``model="cnn"``).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ MODELS = ("voxel", "cnn")
 
 @dataclass
 class CompletionSettings:
-    """How hard to work. Iterations are batches of ``batch_size`` slices."""
+    """How hard to work, and how. Fields marked 'model "cnn"' or 'model "voxel"' apply to that model only."""
 
     model: str = "voxel"  # "voxel": MLP on multi-scale 3D features (seconds); "cnn": 2D network (minutes)
     network: str = "unet"  # model "cnn": the registry network
@@ -50,13 +50,13 @@ class CompletionSettings:
     wide_prior_mm: float = 12.0  # model "voxel": softness of the second, wide prior channel per class
     refit: bool = True  # after the check, models on all cleansed slices predict (else the two fold models' mean)
     final_models: int = 2  # models (seeds) averaged for the dense prediction
-    batch_size: int = 16
+    batch_size: int = 16  # model "cnn": slices per batch (training and prediction)
     learning_rate: float = 3e-3
     check: bool = True  # judge every annotated slice with models that did not train on it (reported)
     cleanse: bool = False  # also correct the slices judged wrong (measured: more harm than good, see the docs)
     confidence: float = 0.9
     seed: int = 0
-    augmentation: str = "light"
+    augmentation: str = "light"  # model "cnn"
     margin_mm: float = 15.0
     prior_softness_mm: float = 3.0
     prior_strength: float = 3.0
