@@ -21,13 +21,19 @@ The runs behind docs/benchmarks.md (raw results committed in benchmarks/results/
     python benchmarks/completion.py --cases 3 --mni --methods "versaseg-slicer,versaseg:cleanse=1" --every 8 \
         --noise 0.3 --axes 0,1,2
     python benchmarks/completion.py --cases 3 --mni --methods versaseg-slicer --every 16 --noise 0.3 --axes 0,1,2
+    python benchmarks/completion.py --cases 3 --mni --methods nnunet --every 8 --noise 0.3 --axes 0,1,2
+    python benchmarks/completion.py --cases 3 --mni --methods nnunet --every 4 --noise 0 --axes 0,1,2
+    python benchmarks/completion.py --cases 1 --mni --methods nnunet:600 --every 8 --noise 0.3 --axes 2
     python benchmarks/completion.py --methods none --cases 0 --docs docs/benchmarks.md     # tables only
 
 Methods: ``nearest``, ``shape``, ``itk``; ``versaseg`` / ``versaseg-slicer`` (``versaseg complete`` as a fresh
 process, ignore-label / Slicer convention); ``versaseg:field=value;...`` (CompletionSettings fields changed, via the
-API); any other name is a registry network for ``--model cnn``.
+API); ``nnunet`` (nnU-Net v2, 2d configuration, its ignore label, trained on the one case for the wall time ``versaseg``
+took on the same run, then predicting it: ``benchmarks/nnunet_anchor.py``) and ``nnunet:SECONDS`` (a fixed training
+budget); any other name is a registry network for ``--model cnn``.
 
-ITK's interpolator is an optional extra: ``pip install -e .[bench]`` (itk-morphologicalcontourinterpolation).
+ITK's interpolator and nnU-Net are optional extras: ``pip install -e .[bench] torch==2.13.0``
+(itk-morphologicalcontourinterpolation, nnunetv2).
 """
 
 from __future__ import annotations
@@ -80,7 +86,7 @@ def main() -> None:
             if run_key(c["name"], a, k, n, m) not in done]
     print(f"{len(todo)} runs to do ({len(done)} already in {args.results})", flush=True)
     for number, (case, axis, every, noise, method) in enumerate(todo, 1):
-        row = run_one(case, axis, every, noise, method)
+        row = run_one(case, axis, every, noise, method, args.results)
         if row is None:
             continue
         row["commit"] = _commit()
@@ -152,7 +158,7 @@ def mni_case(data: Path) -> dict:
 # -- one run -------------------------------------------------------------------------------------------------------
 
 
-def run_one(case: dict, axis: int, every: int, noise: float, method: str) -> dict | None:
+def run_one(case: dict, axis: int, every: int, noise: float, method: str, results: Path) -> dict | None:
     from versaseg.data.degrade import degrade_label
     from versaseg.evaluation.metrics import dice, hd95
 
@@ -174,6 +180,9 @@ def run_one(case: dict, axis: int, every: int, noise: float, method: str) -> dic
         if dense is None:
             print("skipping itk: pip install itk-morphologicalcontourinterpolation", flush=True)
             return None
+    elif method.startswith("nnunet"):
+        budget = paired_budget(results, run_key(case["name"], axis, every, noise, "versaseg"), method)
+        dense, extra = nnunet_complete(case, sparse, truth_nii.affine, budget)
     else:
         dense, extra = versaseg_complete(case, sparse, truth_nii.affine, method)
     seconds = time.perf_counter() - started
@@ -257,6 +266,43 @@ def versaseg_complete(case: dict, sparse: np.ndarray, affine: np.ndarray, method
                                      "time_split_s": report["time_split_s"],
                                      "extrapolated_fraction": report["extrapolated_fraction"],
                                      "slices": report["slices"]}
+
+
+def paired_budget(results: Path, versaseg_key: str, method: str) -> float:
+    """nnU-Net's training budget: ``nnunet:SECONDS``, or for ``nnunet`` the wall time of ``versaseg complete``
+    (defaults, fresh process, all of it: start-up, loading, training, check, prediction, writing) on the same run,
+    read from the results file (so run ``versaseg`` first)."""
+    _, _, fixed = method.partition(":")
+    if fixed:
+        return float(fixed)
+    rows = [r for r in read_results(results) if r["key"] == versaseg_key]
+    if not rows:
+        raise SystemExit(f"method nnunet trains for the time versaseg took on the same run: run {versaseg_key} "
+                         "first")
+    return float(rows[-1]["seconds"])
+
+
+def nnunet_complete(case: dict, sparse: np.ndarray, affine: np.ndarray, budget_s: float) -> tuple[np.ndarray, dict]:
+    """nnU-Net v2, 2d configuration, ignore label, trained on this one case for ``budget_s`` seconds and predicting
+    it (``benchmarks/nnunet_anchor.py`` as a fresh process: how it runs nnU-Net is in that script's docstring)."""
+    import subprocess
+
+    try:
+        import nnunetv2  # noqa: F401
+    except ImportError:
+        raise SystemExit("method nnunet needs nnU-Net v2: pip install -e .[bench] torch==2.13.0") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        path, out = Path(tmp) / "sparse.nii.gz", Path(tmp) / "dense.nii.gz"
+        nib.save(nib.Nifti1Image(sparse.astype(np.uint8), affine), path)
+        command = [sys.executable, str(Path(__file__).with_name("nnunet_anchor.py")), *map(str, case["images"]),
+                   "--sparse", str(path), "--ignore-label", str(IGNORE), "--out", str(out),
+                   "--budget-s", f"{budget_s:.1f}"]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"nnU-Net anchor failed: {done.stderr.strip()[-2000:]}")
+        split = json.loads(done.stdout.strip().splitlines()[-1])
+        labels = np.asarray(nib.load(out).dataobj).astype(np.int16)
+    return labels, {"budget_s": round(budget_s, 1), "nnunet": split}
 
 
 def completion_settings(method: str):
