@@ -358,10 +358,13 @@ def _avg(rows: list[dict], value) -> float:
 LABELS = {"nearest": "nearest slice copy", "shape": "shape interpolation (signed distance)",
           "itk": "ITK MorphologicalContourInterpolator", "versaseg": "versaseg complete (defaults, ignore label)",
           "versaseg-slicer": "versaseg complete (defaults, Slicer convention)",
-          "versaseg:cleanse=1": "versaseg complete --cleanse"}
+          "versaseg:cleanse=1": "versaseg complete --cleanse",
+          "nnunet": "nnU-Net v2 2d, ignore label, trained for versaseg's time"}
 
 
 def _label(method: str) -> str:
+    if method.startswith("nnunet:"):
+        return f"nnU-Net v2 2d, ignore label, trained {method.partition(':')[2]} s"
     return LABELS.get(method, f"versaseg complete ({method})" if method.startswith("versaseg")
                       else f"versaseg complete --model cnn --network {method}")
 
@@ -388,13 +391,17 @@ def render(rows: list[dict]) -> str:
              "the real ICBM 2009c T1 template (1.5 mm) with the Neuromorphometrics atlas labels. The versaseg rows "
              "run `versaseg complete` as a fresh process (start-up, loading and writing included in its time); "
              "ablations (`versaseg:field=value`) call the API. "
-             f"versaseg runs on commit(s) {', '.join(commits)}. nnU-Net v2 with its ignore label was not run "
-             "(see docs/completion.md).", ""]
+             f"versaseg runs on commit(s) {', '.join(commits)}. `nnunet` is nnU-Net v2 (its own planning, "
+             "preprocessing, 2d trainer and predictor, the unannotated voxels as its `ignore` label) trained on "
+             "the one case for as long as `versaseg` took on the same run, then predicting that case "
+             "(`benchmarks/nnunet_anchor.py` says exactly how); its time adds nnU-Net's planning, preprocessing "
+             "and prediction to that budget.", ""]
     for title, part in (("Synthetic brains", [r for r in rows if r["case"] != "mni152"]),
                         ("MNI152 template (real image, atlas labels)", _select(rows, case="mni152"))):
         if part:
             lines += [f"### {title}", ""] + _tables(part, order)
-    lines += ["### All cases", ""] + verdicts(rows) + conventions(rows) + timing(rows) + slice_check(rows)
+    lines += (["### All cases", ""] + verdicts(rows) + conventions(rows) + timing(rows) + nnunet_runs(rows)
+              + slice_check(rows))
     return "\n".join(lines) + "\n"
 
 
@@ -484,7 +491,7 @@ def verdicts(rows: list[dict], method: str = "versaseg") -> list[str]:
                 value = _avg(sub, _mean_dice)
                 out.append(f"| K = {k}, {round(noise * 100)} % noisy: >= {goal} | {value:.3f} | {len(sub)} | "
                            f"{'met' if value >= goal else 'missed'} |")
-    for anchor in ("itk", "shape"):
+    for anchor in ("itk", "shape", "nnunet"):
         pairs = _paired(rows, method, anchor)
         if pairs:
             worst = min(pairs, key=lambda p: _mean_dice(p[0]) - _mean_dice(p[1]))
@@ -540,6 +547,32 @@ def timing(rows: list[dict], method: str = "versaseg") -> list[str]:
         cells = [f"{np.median([r['time_split_s'].get(s, 0.0) for r in sub]):.1f}" for s in steps]
         out.append(f"| {k} | {len(sub)} | {np.median([r['seconds'] for r in sub]):.1f} | "
                    f"{max(r['seconds'] for r in sub):.1f} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+def nnunet_runs(rows: list[dict]) -> list[str]:
+    """How far nnU-Net got in its budget: iterations, and where its time went, per method and K."""
+    mine = [r for r in rows if r["method"].startswith("nnunet") and "nnunet" in r]
+    if not mine:
+        return []
+    out = ["nnU-Net v2 anchor runs (medians; seconds; patch and batch size from nnU-Net's own 2d plan). Against the "
+           "same runs of `versaseg`:", "",
+           "| method | K | noise | runs | training budget | iterations | patch x batch | plan + preprocess | "
+           "prediction | total | mean Dice nnU-Net | mean Dice versaseg |", "|---" * 12 + "|"]
+    versaseg = {_key(r): r for r in _select(rows, method="versaseg")}
+    for method, k, noise in sorted({(r["method"], r["every"], r["noise"]) for r in mine}):
+        sub = [r for r in mine if (r["method"], r["every"], r["noise"]) == (method, k, noise)]
+        paired = [versaseg[_key(r)] for r in sub if _key(r) in versaseg]
+        split = [r["nnunet"] for r in sub]
+        plan = split[0]
+        out.append(f"| {method} | {k} | {round(noise * 100)} % | {len(sub)} | "
+                   f"{np.median([r['budget_s'] for r in sub]):.0f} | "
+                   f"{np.median([s['iterations'] for s in split]):.0f} | "
+                   f"{'x'.join(map(str, plan['patch_size']))} x {plan['batch_size']} | "
+                   f"{np.median([s['plan_preprocess_s'] for s in split]):.0f} | "
+                   f"{np.median([s['prediction_s'] for s in split]):.0f} | "
+                   f"{np.median([r['seconds'] for r in sub]):.0f} | {_avg(sub, _mean_dice):.3f} | "
+                   + (f"{_avg(paired, _mean_dice):.3f} |" if paired else "– |"))
     return out + [""]
 
 

@@ -268,8 +268,8 @@ def test_missing_channel_file(tmp_path):
 def test_load_label_directly(tmp_path):
     files = _case(tmp_path)
     ref = read_volume(files.images[0])
-    label = load_label(files.label, ref, {0, 1, 2, 3})
-    assert label.dtype == np.int16
+    label, segments = load_label(files.label, ref, {0, 1, 2, 3})
+    assert label.dtype == np.int16 and segments is None  # a NIfTI label has no segment table
     np.testing.assert_array_equal(label, _label())
     with pytest.raises(InputError, match=r"\[3\]"):
         load_label(files.label, ref, {0, 1, 2})

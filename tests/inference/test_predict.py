@@ -177,3 +177,22 @@ def test_keep_largest_component_per_class():
     labels[6:8, 1:3, 1:3] = 2  # only component of class 2: kept
     out = keep_largest_component(labels, [1, 2])
     assert (out == 1).sum() == 27 and (out == 2).sum() == 8 and out[8, 8, 8] == 0
+
+
+def test_seg_nrrd_output_names_the_segments_after_the_classes(run_dir, tmp_path):
+    from versaseg.io.image import read_volume
+
+    affine = _oblique_affine()
+    for c, data in enumerate(_channels()):
+        nib.save(nib.Nifti1Image(data, affine), tmp_path / f"case_{c:04d}.nii.gz")
+    inputs = [tmp_path / "case_0000.nii.gz", tmp_path / "case_0001.nii.gz"]
+    assert _predict(run_dir, inputs, tmp_path / "nifti").returncode == 0
+    result = _predict(run_dir, inputs, tmp_path / "seg", "--format", "seg.nrrd", "--probabilities")
+    assert result.returncode == 0, result.stderr
+    segmentation = read_volume(tmp_path / "seg" / "case.seg.nrrd")
+    assert [(s.name, s.label_value) for s in segmentation.segments] == [("ball", 1), ("box", 2)]
+    np.testing.assert_allclose(segmentation.affine, affine, atol=1e-6)
+    np.testing.assert_array_equal(segmentation.array, np.asarray(nib.load(tmp_path / "nifti" / "case.nii.gz").dataobj))
+    assert (tmp_path / "seg" / "case_prob_ball.nrrd").exists()  # maps are plain volumes, not segmentations
+    bad = _predict(run_dir, inputs, tmp_path / "bad", "--format", "png")
+    assert bad.returncode == 2 and "--format" in bad.stderr and not (tmp_path / "bad").exists()

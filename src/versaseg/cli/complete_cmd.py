@@ -25,7 +25,11 @@ HELP = (
     "the annotation axis in both.\n\n"
     "Examples:\n\n"
     "  versaseg complete T1.nii.gz T2.nii.gz --labels sparse.nii.gz --ignore-label 9 --out dense.nii.gz\n\n"
-    "  versaseg complete T1.nii.gz --labels slicer_seg.nii.gz --out dense.nii.gz --report report.json"
+    "  versaseg complete T1.nii.gz --labels slicer_seg.nii.gz --out dense.nii.gz --report report.json\n\n"
+    "  versaseg complete T1.nrrd --labels Segmentation.seg.nrrd --out completed.seg.nrrd\n\n"
+    "3D Slicer segmentations (.seg.nrrd, one layer) are read and written: the output keeps the input's segment "
+    "names, colours and terminology; a segment named 'ignore' is taken as the ignore label. A segmentation Slicer "
+    "cropped to its segments is placed back on the image grid."
 )
 
 
@@ -63,6 +67,7 @@ def complete(
     from versaseg.io.atomic import check_writable, write_text_atomic
     from versaseg.io.dataset import CaseFiles
     from versaseg.io.image import write_volume
+    from versaseg.io.segmentation import segments_for_output
     from versaseg.tasks.completion import MODELS, CompletionSettings, complete_case
     from versaseg.training.distributed import resolve_device
 
@@ -76,16 +81,33 @@ def complete(
     started = time.perf_counter()
     case = load_case(CaseFiles("case", list(images), labels))
     loaded = time.perf_counter() - started
+    ignore_label = _ignore_label(ignore_label, case.label_segments, labels)
     settings = CompletionSettings(model=model, network=network, iterations=iterations, check=check, cleanse=cleanse,
                                   confidence=confidence, seed=seed, device=str(resolve_device(device)))
     result = complete_case(case, ignore_label, "auto" if axis == "auto" else int(axis), settings,
                            progress=lambda msg: typer.echo(msg, err=True))
     result.report["time_split_s"] = {"load": round(loaded, 2), **result.report["time_split_s"]}
     written = time.perf_counter()
-    write_volume(out, result.labels, case.reference, overwrite=overwrite)
+    write_volume(out, result.labels, case.reference, overwrite=overwrite,
+                 segments=segments_for_output(result.labels, case.label_segments, ignore_label=ignore_label))
     result.report["time_split_s"]["write"] = round(time.perf_counter() - written, 2)
     if report is not None:
         write_text_atomic(report, json.dumps(result.report, indent=2) + "\n")
     wrong = [s["slice"] for s in result.report["slices_judged_wrong"]]
     split = ", ".join(f"{k} {v:.1f}" for k, v in result.report["time_split_s"].items())
     typer.echo(f"completed label written to {out} ({split} s); slices judged wrong: {wrong}")
+
+
+def _ignore_label(given: int | None, segments: tuple | None, path: Path) -> int | None:
+    """``--ignore-label``, or for a Slicer segmentation without it the label value of its segment named "ignore"
+    (what `versaseg data degrade` writes); a given value that names a real segment is an error."""
+    from versaseg.errors import InputError
+    from versaseg.io.segmentation import IGNORE_SEGMENT_NAME
+
+    named = {s.name: s.label_value for s in segments or ()}
+    if given is None:
+        return named.get(IGNORE_SEGMENT_NAME)
+    clash = [name for name, value in named.items() if value == given and name != IGNORE_SEGMENT_NAME]
+    if clash:
+        raise InputError(f"--ignore-label {given} is the label value of segment '{clash[0]}'", path)
+    return given

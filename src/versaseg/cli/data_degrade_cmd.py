@@ -111,6 +111,7 @@ def _degrade_file(
     """Degrade one label file into ``out``; returns the report dict."""
     from versaseg.data.degrade import degrade_label
     from versaseg.io.image import read_volume, write_volume
+    from versaseg.io.segmentation import segments_for_output
 
     volume = read_volume(label_path)
     label = _check_label_array(volume.array, label_path)
@@ -134,7 +135,8 @@ def _degrade_file(
             raise InputError(f"image shape {image_volume.shape} does not match label shape {volume.shape}", image_path)
         image = image_volume.array
     degraded, report = degrade_label(label, every, axis, offset, noisy_fraction, seed, ignore, image)
-    write_volume(out, degraded, like=volume, overwrite=overwrite)
+    write_volume(out, degraded, like=volume, overwrite=overwrite,
+                 segments=segments_for_output(degraded, volume.segments, ignore_label=ignore))
     return report.to_dict()
 
 

@@ -31,7 +31,8 @@ def evaluate(
     pred: Annotated[
         Path,
         typer.Argument(
-            help="Predicted label map (.nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd), or a folder of them.",
+            help="Predicted label map (.nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd; a 3D Slicer .seg.nrrd names its "
+            "classes by its segment names), or a folder of them.",
             show_default=False,
         ),
     ],

@@ -24,14 +24,22 @@ def predict(
                                        "OUT/CASE_prob_<class><ending>."),
     batch_size: int = typer.Option(0, help="Slices (2d) or windows (3d) per forward pass; 0 = training batch size."),
     device: str = typer.Option("auto", help="auto (CUDA when available) | cpu | cuda."),
+    output_format: str = typer.Option("same", "--format", help="Output file type: same (the input's ending; DICOM "
+                                      "-> .nii.gz) | nii.gz | nii | nrrd | mha | seg.nrrd (a 3D Slicer "
+                                      "segmentation whose segments carry the class names)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Predict label volumes: slice-wise (2d runs) or sliding window with Gaussian blending (3d runs)."""
+    from versaseg.errors import InputError
     from versaseg.inference.predictor import Predictor, collect_inputs
     from versaseg.training.distributed import resolve_device
 
+    formats = ("same", "nii.gz", "nii", "nrrd", "nhdr", "mha", "mhd", "seg.nrrd")
+    if output_format not in formats:
+        raise InputError(f"--format must be one of {', '.join(formats)}, got '{output_format}'")
     predictor = Predictor(run, device=resolve_device(device), tta=tta, largest_component=largest_component,
                           batch_size=batch_size or None)
     cases = collect_inputs(inputs, len(predictor.config.channel_names))
-    written = predictor.predict_to_folder(cases, out, overwrite=overwrite, save_probabilities=probabilities)
+    written = predictor.predict_to_folder(cases, out, overwrite=overwrite, save_probabilities=probabilities,
+                                          ending=None if output_format == "same" else f".{output_format}")
     typer.echo(f"{len(written)} prediction(s) written to {out}")

@@ -31,6 +31,7 @@ class Case:
     reference: Volume
     orientation: np.ndarray
     spacing: tuple[float, float, float]
+    label_segments: tuple | None = None  # the label's Slicer segment table when it was read from a .seg.nrrd
 
     @property
     def spatial_shape(self) -> tuple[int, int, int]:
@@ -68,16 +69,36 @@ def load_case(files: CaseFiles, label_values: set[int] | None = None) -> Case:
     canonical_first, canonical_affine, orientation = to_canonical(image[0], reference.affine)
     image = np.stack([canonical_first] + [to_canonical(c, reference.affine)[0] for c in image[1:]])
     spacing = tuple(float(s) for s in np.linalg.norm(canonical_affine[:3, :3], axis=0))
-    label = None
+    label = segments = None
     if files.label is not None:
-        label = load_label(files.label, reference, label_values)
+        label, segments = load_label(files.label, reference, label_values)
         label = to_canonical(label, reference.affine)[0]
-    return Case(files.case_id, np.ascontiguousarray(image), label, reference, orientation, spacing)
+    return Case(files.case_id, np.ascontiguousarray(image), label, reference, orientation, spacing, segments)
 
 
-def load_label(path: Path, reference: Volume, label_values: set[int] | None) -> np.ndarray:
-    """Read a label volume, check it against ``reference`` and the allowed values; returns (I, J, K) int16."""
-    volume = read_volume(path)
+def embed_in_reference(volume: Volume, reference: Volume) -> Volume:
+    """A segmentation stored on a sub-grid of ``reference`` (3D Slicer can crop a .seg.nrrd to its segments' extent:
+    same spacing and directions, origin on a voxel of the reference grid) padded with 0 to the reference grid; any
+    other volume is returned unchanged (the geometry check then names the mismatch)."""
+    if volume.segments is None or volume.shape == reference.shape:
+        return volume
+    if not np.allclose(volume.affine[:3, :3], reference.affine[:3, :3], atol=GEOMETRY_TOLERANCE_MM, rtol=0):
+        return volume
+    offset = (np.linalg.inv(reference.affine) @ volume.affine[:, 3])[:3]
+    start = np.round(offset).astype(int)
+    stop = start + np.asarray(volume.shape)
+    on_grid = np.allclose(offset, start, atol=1e-3)
+    if not on_grid or (start < 0).any() or (stop > np.asarray(reference.shape)).any():
+        return volume
+    padded = np.zeros(reference.shape, volume.array.dtype)
+    padded[tuple(slice(a, b) for a, b in zip(start, stop, strict=True))] = volume.array
+    return Volume(padded, reference.affine.copy(), volume.path, None, volume.segments)
+
+
+def load_label(path: Path, reference: Volume, label_values: set[int] | None) -> tuple[np.ndarray, tuple | None]:
+    """Read a label volume, check it against ``reference`` and the allowed values; returns (I, J, K) int16 and the
+    segment table of a Slicer segmentation (None for other files)."""
+    volume = embed_in_reference(read_volume(path), reference)
     _check_same_geometry(volume, reference, "label")
     data = np.asarray(volume.array)
     if not np.isfinite(data).all():
@@ -91,4 +112,4 @@ def load_label(path: Path, reference: Volume, label_values: set[int] | None) -> 
     if present and (min(present) < 0 or max(present) > np.iinfo(np.int16).max):
         raise InputError(f"label values must lie in 0..{np.iinfo(np.int16).max}, got {min(present)}..{max(present)}",
                          path)
-    return data.astype(np.int16)
+    return data.astype(np.int16), volume.segments

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from versaseg.data.case import embed_in_reference
 from versaseg.errors import InputError
 from versaseg.evaluation.metrics import METRICS, case_metrics, empty_metrics
 from versaseg.io.atomic import check_writable, write_text_atomic
@@ -280,7 +281,8 @@ def evaluate_case(
     does not define.
     """
     gt_volume = read_volume(gt_path)
-    pred_volume = read_volume(pred_path)
+    pred_volume = embed_in_reference(read_volume(pred_path), gt_volume)
+    gt_volume = embed_in_reference(gt_volume, pred_volume)
     gt = _label_array(gt_volume, gt_path, "ground truth")
     pred = _label_array(pred_volume, pred_path, "prediction")
     if pred.shape != gt.shape:
@@ -289,9 +291,10 @@ def evaluate_case(
         )
     if not np.allclose(pred_volume.affine, gt_volume.affine, atol=AFFINE_ATOL, rtol=0):
         raise InputError(f"prediction geometry (affine) differs from the ground truth's ({gt_path})", pred_path)
-    if classes is None:
+    if classes is None:  # every value present; Slicer segment names where a segmentation names them
         values = np.union1d(np.unique(pred), np.unique(gt))
-        classes = {f"{LABEL_PREFIX}{int(v)}": int(v) for v in values if v != 0}
+        names = {s.label_value: s.name for v in (pred_volume, gt_volume) for s in v.segments or ()}
+        classes = {names.get(int(v), f"{LABEL_PREFIX}{int(v)}"): int(v) for v in values if v != 0}
     else:
         allowed = {0, *classes.values(), *(() if ignore_label is None else (ignore_label,))}
         for array, path in ((gt, gt_path), (pred, pred_path)):

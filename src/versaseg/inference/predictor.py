@@ -65,11 +65,18 @@ class Predictor:
         return Prediction(case, case.to_original(labels), original_probs)
 
     def predict_to_folder(self, cases: Sequence[CaseFiles], out_dir: str | Path, overwrite: bool = False,
-                          save_probabilities: bool = False, show_progress: bool = True) -> list[Path]:
+                          save_probabilities: bool = False, show_progress: bool = True,
+                          ending: str | None = None) -> list[Path]:
         """Predict every case into ``out_dir/CASE<ending>``; probabilities go to ``out_dir/CASE_prob_<class>``.
 
-        All output paths are checked before any work, so an existing file stops the run before anything is written.
+        ``ending`` None keeps the input's file ending; ``.seg.nrrd`` writes 3D Slicer segmentations whose segments
+        carry the class names (probability maps then go to plain ``.nrrd``). All output paths are checked before any
+        work, so an existing file stops the run before anything is written.
         """
+        from versaseg.io.segmentation import SEG_ENDING, default_segments
+
+        names = {value: name for name, value in self.config.labels.items()}
+        segments = default_segments([v for v in names if v != self.config.labels.get("ignore")], names)
         out_dir = Path(out_dir)
         plans = []
         for files in cases:
@@ -77,10 +84,11 @@ class Predictor:
                 raise InputError(f"case {files.case_id} has {len(files.images)} channel file(s), the model expects "
                                  f"{len(self.config.channel_names)} ({', '.join(self.config.channel_names)})",
                                  files.images[0])
-            ending = file_ending(files.images[0]) or ".nii.gz"
-            outputs = [out_dir / f"{files.case_id}{ending}"]
+            label_ending = ending or file_ending(files.images[0]) or ".nii.gz"
+            outputs = [out_dir / f"{files.case_id}{label_ending}"]
             if save_probabilities:
-                outputs += [out_dir / f"{files.case_id}_prob_{name}{ending}" for name in self.config.class_names]
+                map_ending = ".nrrd" if label_ending == SEG_ENDING else label_ending
+                outputs += [out_dir / f"{files.case_id}_prob_{name}{map_ending}" for name in self.config.class_names]
             for path in outputs:
                 if path.exists() and not overwrite:
                     raise InputError("output exists; pass --overwrite to replace it", path)
@@ -88,7 +96,8 @@ class Predictor:
         written = []
         for files, outputs in tqdm(plans, desc="predict", unit="case", disable=not show_progress):
             prediction = self.predict_case(load_case(files), keep_probabilities=save_probabilities)
-            written.append(write_volume(outputs[0], prediction.labels, prediction.case.reference, overwrite=True))
+            written.append(write_volume(outputs[0], prediction.labels, prediction.case.reference, overwrite=True,
+                                        segments=segments))
             if save_probabilities:
                 for k, path in enumerate(outputs[1:]):
                     write_volume(path, prediction.probabilities[k], prediction.case.reference, overwrite=True)

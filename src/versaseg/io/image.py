@@ -17,7 +17,7 @@ from versaseg.errors import InputError
 from versaseg.io.atomic import atomic_path, check_writable
 
 NIFTI_ENDINGS = (".nii.gz", ".nii")
-ITK_ENDINGS = (".nrrd", ".nhdr", ".mha", ".mhd")
+ITK_ENDINGS = (".seg.nrrd", ".nrrd", ".nhdr", ".mha", ".mhd")  # .seg.nrrd: a 3D Slicer segmentation
 IMAGE_ENDINGS = NIFTI_ENDINGS + ITK_ENDINGS
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -30,6 +30,7 @@ class Volume:
     affine: np.ndarray
     path: Path | None = None
     nifti_header: object | None = field(default=None, repr=False)
+    segments: tuple | None = None  # Slicer segment table (:class:`versaseg.io.segmentation.Segment`) of a .seg.nrrd
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -112,13 +113,27 @@ def _read_nifti(path: Path) -> Volume:
 def _sitk_to_volume(image, path: Path) -> Volume:
     import SimpleITK as sitk
 
+    from versaseg.io.segmentation import check_labels_described, is_segmentation_path, parse_segments
+
+    keys = set(image.GetMetaDataKeys())
+    segmentation = is_segmentation_path(path) or "Segment0_LabelValue" in keys
+    if segmentation and image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"segmentation has {image.GetNumberOfComponentsPerPixel()} layers (overlapping segments); "
+                         "versaseg reads one layer of non-overlapping segments: in Slicer, make the segments not "
+                         "overlap (Segment Editor, masking 'overwrite all') and save again", path)
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError("multi-component images are not supported; store one channel per file", path)
     if image.GetDimension() != 3:
         raise InputError(f"expected a 3D image, got {image.GetDimension()}D", path)
     array = sitk.GetArrayFromImage(image).transpose(2, 1, 0)
     affine = itk_geometry_to_affine(image.GetSpacing(), image.GetOrigin(), image.GetDirection())
-    return Volume(np.ascontiguousarray(array), affine, path, None)
+    segments = None
+    if segmentation:
+        if not np.issubdtype(array.dtype, np.integer):
+            raise InputError(f"segmentation voxels must be integers, got {array.dtype}", path)
+        segments = parse_segments({k: image.GetMetaData(k) for k in keys}, path)
+        check_labels_described(array, segments, path)
+    return Volume(np.ascontiguousarray(array), affine, path, None, segments)
 
 
 def _read_dicom_series(folder: Path) -> Volume:
@@ -161,12 +176,17 @@ def read_volume(path: str | Path) -> Volume:
     return _sitk_to_volume(image, path)
 
 
-def write_volume(path: str | Path, array: np.ndarray, like: Volume, overwrite: bool = False) -> Path:
+def write_volume(path: str | Path, array: np.ndarray, like: Volume, overwrite: bool = False,
+                 segments: tuple | None = None) -> Path:
     """Write ``array`` (I, J, K) with exactly the geometry of ``like``, atomically.
 
     NIfTI outputs of NIfTI inputs reuse the input header (qform, sform and their codes); other outputs get the input's
-    spacing/origin/direction through SimpleITK. Refuses to replace an existing file unless ``overwrite``.
+    spacing/origin/direction through SimpleITK. A ``.seg.nrrd`` output is a Slicer segmentation of the integer
+    labelmap ``array`` with the segment table ``segments`` (:class:`versaseg.io.segmentation.Segment`; None: one
+    default segment per label value present). Refuses to replace an existing file unless ``overwrite``.
     """
+    from versaseg.io.segmentation import default_segments, is_segmentation_path, segment_metadata
+
     path = check_writable(path, overwrite)
     array = _native_byte_order(np.asarray(array))
     if array.shape[:3] != like.array.shape[:3] or array.ndim != 3:
@@ -178,11 +198,19 @@ def write_volume(path: str | Path, array: np.ndarray, like: Volume, overwrite: b
     ending = file_ending(path)
     if not ending:
         raise InputError(f"unknown output file ending; use one of {', '.join(IMAGE_ENDINGS)}", path)
+    metadata = {}
+    if is_segmentation_path(path):
+        if not (np.issubdtype(array.dtype, np.integer) or np.all(np.mod(array, 1) == 0)):
+            raise ValueError("a segmentation (.seg.nrrd) holds integer label values")
+        array = array.astype(np.uint8 if array.size == 0 or (array.min() >= 0 and array.max() < 256) else np.int16)
+        if segments is None:
+            segments = default_segments(np.unique(array))
+        metadata = segment_metadata(segments, array)
     with atomic_path(path) as tmp:
         if ending in NIFTI_ENDINGS:
             _write_nifti(tmp, array, like)
         else:
-            _write_itk(tmp, array, like)
+            _write_itk(tmp, array, like, metadata)
     return path
 
 
@@ -204,7 +232,7 @@ def _write_nifti(path: Path, array: np.ndarray, like: Volume) -> None:
     nib.save(img, str(path))
 
 
-def _write_itk(path: Path, array: np.ndarray, like: Volume) -> None:
+def _write_itk(path: Path, array: np.ndarray, like: Volume, metadata: dict[str, str] | None = None) -> None:
     import SimpleITK as sitk
 
     image = sitk.GetImageFromArray(np.ascontiguousarray(array.transpose(2, 1, 0)))
@@ -212,6 +240,8 @@ def _write_itk(path: Path, array: np.ndarray, like: Volume) -> None:
     image.SetSpacing(spacing)
     image.SetOrigin(origin)
     image.SetDirection(direction)
+    for key, value in (metadata or {}).items():
+        image.SetMetaData(key, value)
     sitk.WriteImage(image, str(path), useCompression=True)
 
 
