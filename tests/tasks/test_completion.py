@@ -223,3 +223,29 @@ def test_cli_rejects_an_unknown_model_without_writing(tmp_path):
                   "--out", tmp_path / "out.nii.gz", "--model", "rf")
     assert result.returncode == 2 and "--model" in result.stderr and "voxel" in result.stderr
     assert not (tmp_path / "out.nii.gz").exists()
+
+
+def test_slices_on_two_planes_complete_in_one_call(tmp_path):
+    truth, image = _ball()
+    sparse = np.full(truth.shape, 9, np.int16)
+    axial, sagittal = [6, 17, 28], [16, 25]  # the sagittal slices cut the core (x = 14..26)
+    sparse[:, :, axial] = truth[:, :, axial]
+    sparse[sagittal] = truth[sagittal]
+    case = _ball_case(tmp_path, sparse, image)
+    result = complete_case(case, 9, "auto", CompletionSettings(seed=0), progress=lambda m: None)
+    assert result.report["planes"] == {"0": sagittal, "2": axial} and result.report["annotation_axis"] == 2
+    labels = result.labels
+    annotated = sparse != 9
+    np.testing.assert_array_equal(labels[annotated], truth[annotated])  # annotations kept on both planes
+    axial_only = np.full(truth.shape, 9, np.int16)
+    axial_only[:, :, axial] = truth[:, :, axial]
+    one_plane = complete_case(_ball_case(tmp_path, axial_only, image), 9, "auto", CompletionSettings(seed=0),
+                              progress=lambda m: None).labels
+    shell, core = (_dice(labels == v, truth == v) for v in (1, 2))
+    shell_axial, core_axial = (_dice(one_plane == v, truth == v) for v in (1, 2))
+    assert shell > 0.9 and shell > shell_axial - 0.01
+    assert core > core_axial + 0.05  # the sagittal slices show where the core starts and ends along z
+    # a partial slice is not a plane
+    sparse[3, 3, 3] = 1
+    with pytest.raises(InputError, match="whole slices"):
+        complete_case(_ball_case(tmp_path, sparse, image), 9, "auto", CompletionSettings(), progress=lambda m: None)

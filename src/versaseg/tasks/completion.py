@@ -58,6 +58,7 @@ from versaseg.tasks.completion_models import (  # noqa: F401  (CompletionSetting
     perturbed_distances,
     prior_channels,
 )
+from versaseg.tasks.completion_planes import Plane, complete_planes, whole_slice_planes
 
 
 @dataclass
@@ -96,8 +97,13 @@ def annotation_mask(label: np.ndarray, ignore_label: int | None, axis: int | str
             raise InputError(f"no voxel has the ignore label {ignore_label}: nothing to complete")
         if axis == "auto":
             whole = [a for a in range(3) if _whole_slices(annotated, a)]
-            if not whole:
-                raise InputError("annotated voxels do not form whole slices along any axis; pass --axis")
+            if not whole:  # slices on several planes: the plane with the most slices is the primary one
+                try:
+                    planes = whole_slice_planes(annotated)
+                except ValueError:
+                    raise InputError("annotated voxels do not form whole slices along any axis or set of "
+                                     "planes; pass --axis") from None
+                return annotated, max(planes, key=lambda a: len(planes[a]))
             axis = min(whole, key=lambda a: _slice_fraction(annotated, a))
         return annotated, int(axis)
     nonzero = label != 0
@@ -180,6 +186,13 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
     classes[annotated] = np.vectorize(index_of.get)(sparse[annotated])
     channels = [f"ch{i}" for i in range(case.image.shape[0])]
     image = normalize(case.image, fit_normalization([case.image], [classes], channels, ignore))
+    if ignore_label is not None:
+        try:
+            planes = whole_slice_planes(annotated)
+        except ValueError:
+            planes = {}
+        if len(planes) > 1:
+            return _complete_on_planes(case, classes, image, planes, values, settings, timer, started, progress)
 
     # slice-first arrays: S along the annotation axis
     classes_s = np.moveaxis(classes, canonical_axis, 0)
@@ -322,6 +335,63 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
         "extrapolated_fraction": extrapolated,
         "settings": settings.__dict__,
     }
+    return CompletionResult(case.to_original(labels), report)
+
+
+def _complete_on_planes(case: Case, classes: np.ndarray, image: np.ndarray, planes: dict[int, np.ndarray],
+                        values: np.ndarray, settings: CompletionSettings, timer: _StepTimer, started: float,
+                        progress) -> CompletionResult:
+    """Annotated slices on several planes (canonical ``planes``: axis -> slice indices), with the ignore label:
+    :func:`versaseg.tasks.completion_planes.complete_planes` on the working region (the annotated foreground's
+    bounding box plus ``margin_mm`` and, along each plane's axis, one annotation gap). classes: (X, Y, Z)."""
+    if settings.model != "voxel":
+        raise InputError("annotated slices on several planes need --model voxel")
+    num_classes = len(values)
+    foreground = (classes > 0) & (classes < num_classes)
+    box = []
+    for d in range(3):
+        hits = np.flatnonzero(foreground.any(axis=tuple(a for a in range(3) if a != d)))
+        reach = int(np.ceil(settings.margin_mm / case.spacing[d]))
+        if d in planes and len(planes[d]) > 1:
+            reach = max(reach, int(np.max(np.diff(planes[d]))))
+        box.append(slice(max(0, int(hits[0]) - reach), min(classes.shape[d], int(hits[-1]) + reach + 1)))
+    box = tuple(box)
+    classes_c = classes[box]
+    features = image_features(np.ascontiguousarray(image[(slice(None), *box)]), case.spacing)
+    timer.lap("features")
+    inside = []
+    for axis, ids in sorted(planes.items()):
+        local = ids[(ids >= box[axis].start) & (ids < box[axis].stop)] - box[axis].start
+        if len(local):
+            inside.append(Plane(axis, local, np.moveaxis(classes_c, axis, 0)[local].astype(np.int16)))
+    stored_axes = {int(np.flatnonzero(case.orientation[:, 0] == a)[0]): a for a in planes}
+    progress(f"annotated slices on {len(planes)} planes ("
+             + ", ".join(f"{len(planes[a])} along stored axis {s}" for s, a in sorted(stored_axes.items()))
+             + f"); {num_classes - 1} classes; working region {classes_c.shape}")
+    dense_c, facts = complete_planes(classes_c, features, inside, num_classes, case.spacing, settings, progress)
+    timer.lap("training")
+    dense = np.zeros(classes.shape, np.int16)
+    dense[box] = dense_c
+    labels = values[dense].astype(case.label.dtype if np.issubdtype(case.label.dtype, np.integer) else np.int16)
+    report = {
+        "annotation_axis": max(stored_axes, key=lambda s: len(planes[stored_axes[s]])),
+        "planes": {str(s): sorted(_stored_slice(int(i), a, case) for i in planes[a])
+                   for s, a in sorted(stored_axes.items())},
+        "annotated_slices": [],
+        "classes": [int(v) for v in values[1:]],
+        "checked": False,
+        "cleansed": False,
+        "slices_judged_wrong": [],
+        "slices": [],
+        "voxels_corrected": 0,
+        "seconds": round(time.perf_counter() - started, 1),
+        "time_split_s": timer.seconds,
+        "extrapolated_fraction": {},
+        "training_rows": facts["training_rows"],
+        "settings": settings.__dict__,
+    }
+    report["annotated_slices"] = report["planes"][str(report["annotation_axis"])]
+    progress("several planes: the slice check is not run (it checks the slices of one plane)")
     return CompletionResult(case.to_original(labels), report)
 
 

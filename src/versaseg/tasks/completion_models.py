@@ -158,17 +158,25 @@ class VoxelModel:
     def fit(self, train_label: np.ndarray, iterations: int | None = None) -> None:
         """train_label: (S, H, W) class indices, ``num_classes`` where not used for training. ``iterations`` is
         ignored (the voxel model counts epochs over a bounded voxel sample)."""
+        rows = self.sample_rows(train_label.ravel())
+        self.fit_rows(self.image.reshape(self.image.shape[0], -1)[:, rows].T, train_label.ravel()[rows])
+
+    def sample_rows(self, labels: np.ndarray) -> np.ndarray:
+        """Indices into ``labels`` (N,) to train on: every labelled foreground voxel and ``background_fraction`` of
+        the labelled background, at most ``max_voxels`` (sorted; the same for a given seed)."""
         s = self.settings
         rng = np.random.default_rng(self.seed)
-        labelled = train_label != self.num_classes
-        keep = labelled & ((train_label > 0) | (rng.random(train_label.shape) < s.background_fraction))
-        rows = np.flatnonzero(keep.ravel())
+        keep = (labels != self.num_classes) & ((labels > 0) | (rng.random(labels.shape) < s.background_fraction))
+        rows = np.flatnonzero(keep)
         if len(rows) > s.max_voxels:
             rows = np.sort(rng.choice(rows, s.max_voxels, replace=False))
-        features = self.image.reshape(self.image.shape[0], -1)[:, rows].T
-        labels = train_label.ravel()[rows]
+        return rows
+
+    def fit_rows(self, features: np.ndarray, labels: np.ndarray) -> None:
+        """Train on feature rows (N, F + P) (image features, then the prior channels) and class indices (N,)."""
+        s = self.settings
         torch.manual_seed(self.seed)
-        network = PriorResidualNetwork(voxel_mlp(self.image.shape[0], self.num_classes, s.hidden),
+        network = PriorResidualNetwork(voxel_mlp(features.shape[1], self.num_classes, s.hidden),
                                        self.num_classes, s.prior_strength)
         self.network = fit_voxels(network, features, labels, epochs=s.epochs, batch_size=s.voxel_batch,
                                   seed=self.seed, device=s.device)
