@@ -160,8 +160,14 @@ def test_degrade_complete_and_evaluate_speak_seg_nrrd(tmp_path):
     sparse = read_volume(tmp_path / "sparse.seg.nrrd")
     assert [(s.name, s.label_value) for s in sparse.segments] == [("cortex", 1), ("core", 2), ("ignore", 7)]
     done = _cli("complete", tmp_path / "image.nrrd", "--labels", tmp_path / "sparse.seg.nrrd", "--out",
-                tmp_path / "dense.seg.nrrd", "--device", "cpu", "--report", tmp_path / "report.json")
+                tmp_path / "dense.seg.nrrd", "--device", "cpu", "--report", tmp_path / "report.json",
+                "--view", tmp_path / "review.html")
     assert done.returncode == 0, done.stderr  # the 'ignore' segment is taken as the ignore label
+    page = (tmp_path / "review.html").read_text()
+    data = json.loads(page[page.index('id="data">') + 10:page.index("</script>", page.index('id="data">'))])
+    assert [layer["name"] for layer in data["layers"]] == ["input", "completion"]
+    assert [s["name"] for s in data["layers"][1]["segments"]] == ["cortex", "core"]
+    assert {m["kind"] for m in data["marks"]} >= {"annotated"}
     dense = read_volume(tmp_path / "dense.seg.nrrd")
     np.testing.assert_allclose(dense.affine, reference.affine, atol=1e-12, rtol=0)
     def table(segs):

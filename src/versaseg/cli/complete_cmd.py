@@ -59,6 +59,9 @@ def complete(
     seed: int = typer.Option(0, help="Random seed."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     report: Path = typer.Option(None, "--report", help="JSON report: slices judged wrong, voxels corrected, time."),
+    view: Path = typer.Option(None, "--view", help="Also write a review page (HTML, opens offline): the image with "
+                              "the input and the completion in three linked planes, buttons for the annotated and "
+                              "judged-wrong slices (see `versaseg view`)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
     """Complete a sparse, noisy label volume (the command help is HELP)."""
@@ -74,8 +77,9 @@ def complete(
     if axis not in ("auto", "0", "1", "2"):
         raise InputError(f"--axis must be auto, 0, 1 or 2, got '{axis}'")
     check_writable(out, overwrite)
-    if report is not None:
-        check_writable(report, overwrite)
+    for extra in (report, view):
+        if extra is not None:
+            check_writable(extra, overwrite)
     if model not in MODELS:
         raise InputError(f"--model must be one of {', '.join(MODELS)}, got '{model}'")
     started = time.perf_counter()
@@ -93,6 +97,8 @@ def complete(
     result.report["time_split_s"]["write"] = round(time.perf_counter() - written, 2)
     if report is not None:
         write_text_atomic(report, json.dumps(result.report, indent=2) + "\n")
+    if view is not None:
+        _write_view(view, images[0], case, labels, result, ignore_label, overwrite)
     wrong = [s["slice"] for s in result.report["slices_judged_wrong"]]
     split = ", ".join(f"{k} {v:.1f}" for k, v in result.report["time_split_s"].items())
     typer.echo(f"completed label written to {out} ({split} s); slices judged wrong: {wrong}")
@@ -111,3 +117,20 @@ def _ignore_label(given: int | None, segments: tuple | None, path: Path) -> int 
     if clash:
         raise InputError(f"--ignore-label {given} is the label value of segment '{clash[0]}'", path)
     return given
+
+
+def _write_view(page: Path, image: Path, case, labels: Path, result, ignore_label: int | None,
+                overwrite: bool) -> None:
+    """The review page of a completion: the first image channel, the sparse input and the completion."""
+    from versaseg.io.image import case_name, read_volume
+    from versaseg.io.segmentation import segments_for_output
+    from versaseg.viz.review_page import LabelLayer, completion_marks, write_review_page
+
+    volume = read_volume(image)
+    sparse = case.to_original(case.label)
+    layers = [LabelLayer("input", volume.like(sparse), case.label_segments, ignore_label),
+              LabelLayer("completion", volume.like(result.labels),
+                         segments_for_output(result.labels, case.label_segments, ignore_label=ignore_label))]
+    write_review_page(page, volume, layers, f"{case_name(labels)} completed", completion_marks(result.report, volume),
+                      overwrite=overwrite)
+    typer.echo(f"review page written to {page}", err=True)

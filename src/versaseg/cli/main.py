@@ -27,6 +27,7 @@ def _register() -> None:
         study_cmd,
         synth_cmd,
         train_cmd,
+        view_cmd,
     )
 
     app.command("train", help=train_cmd.HELP)(train_cmd.train)
@@ -36,6 +37,7 @@ def _register() -> None:
     app.command("demo")(demo_cmd.demo)
     app.command("networks")(networks_cmd.networks)
     app.command("explain", help=explain_cmd.HELP)(explain_cmd.explain)
+    app.command("view", help=view_cmd.HELP)(view_cmd.view)
     app.add_typer(data_cmd.data_app, name="data")
     app.add_typer(study_cmd.study_app, name="study")
     app.add_typer(synth_cmd.synth_app, name="synth")

@@ -25,9 +25,13 @@ from versaseg.errors import InputError
 SEG_ENDING = ".seg.nrrd"
 IGNORE_SEGMENT_NAME = "ignore"  # nnU-Net's name for the unannotated label; versaseg writes it for sparse labels
 
-# Distinct colours for segments that arrive without one (a NIfTI label written as .seg.nrrd): 0..1 RGB
-PALETTE = ((0.90, 0.30, 0.24), (0.20, 0.60, 0.86), (0.18, 0.80, 0.44), (0.95, 0.77, 0.06), (0.61, 0.35, 0.71),
-           (0.90, 0.49, 0.13), (0.10, 0.74, 0.61), (0.91, 0.40, 0.64), (0.50, 0.55, 0.55), (0.55, 0.76, 0.29))
+# Distinct colours (Trubetskoy's list, most distinct first, 0..255 RGB) for label values 1, 2, ... that arrive without
+# a colour (a NIfTI label written as .seg.nrrd, the overlays of versaseg.viz)
+DISTINCT_RGB255 = (
+    (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48), (145, 30, 180), (70, 240, 240),
+    (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200),
+    (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128),
+)
 IGNORE_COLOR = (0.5, 0.5, 0.5)
 
 _FIELD = re.compile(r"^Segment(\d+)_(\w+)$")
@@ -88,14 +92,15 @@ def parse_segments(metadata: Mapping[str, str], path: Path | None = None) -> tup
 def default_segments(values: Iterable[int], names: Mapping[int, str] | None = None,
                      ignore_label: int | None = None) -> tuple[Segment, ...]:
     """Segments for label values that come without a segment table: ``names[value]`` or ``Segment_<value>``, and
-    colours from :data:`PALETTE`; ``ignore_label`` becomes the grey segment "ignore"."""
+    colours from :data:`DISTINCT_RGB255`; ``ignore_label`` becomes the grey segment "ignore"."""
     names = names or {}
     out = []
     for value in sorted(int(v) for v in values if int(v) != 0):
         if value == ignore_label:
             out.append(Segment(value, IGNORE_SEGMENT_NAME, IGNORE_COLOR))
         else:
-            out.append(Segment(value, names.get(value, f"Segment_{value}"), PALETTE[(value - 1) % len(PALETTE)]))
+            rgb = DISTINCT_RGB255[(value - 1) % len(DISTINCT_RGB255)]
+            out.append(Segment(value, names.get(value, f"Segment_{value}"), tuple(round(c / 255, 6) for c in rgb)))
     return tuple(out)
 
 

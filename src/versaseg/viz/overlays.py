@@ -16,13 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from versaseg.io.atomic import atomic_path
+from versaseg.io.segmentation import DISTINCT_RGB255 as _DISTINCT
 
-# Distinct colours (Trubetskoy's list, most distinct first) for labels 1, 2, ...; background (0) is transparent.
-_DISTINCT = (
-    (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48), (145, 30, 180), (70, 240, 240),
-    (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200),
-    (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128),
-)
 # (name, fixed axis, horizontal axis, vertical axis) of each view, for arrays in canonical RAS+ (X, Y, Z) order.
 VIEWS = (("axial", 2, 0, 1), ("coronal", 1, 0, 2), ("sagittal", 0, 1, 2))
 _AXIS_NAMES = "xyz"
