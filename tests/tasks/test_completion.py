@@ -249,3 +249,31 @@ def test_slices_on_two_planes_complete_in_one_call(tmp_path):
     sparse[3, 3, 3] = 1
     with pytest.raises(InputError, match="whole slices"):
         complete_case(_ball_case(tmp_path, sparse, image), 9, "auto", CompletionSettings(), progress=lambda m: None)
+
+
+def test_suggestions_point_where_the_annotation_is_missing(tmp_path):
+    truth, image = _ball()
+    annotated = [6, 8, 10, 12, 14, 26, 28]  # a wide gap from z = 15 to 25 holds the core's far half
+    sparse = np.full(truth.shape, 9, np.int16)
+    sparse[:, :, annotated] = truth[:, :, annotated]
+    result = complete_case(_ball_case(tmp_path, sparse, image), 9, "auto", CompletionSettings(suggest=3, seed=0),
+                           progress=lambda m: None)
+    picks = result.report["suggested"]
+    assert len(picks) == 3 and all(p["axis"] == 2 for p in picks)
+    assert 17 <= picks[0]["slice"] <= 23  # the middle of the gap first
+    assert len({p["slice"] for p in picks}) == 3 and not {p["slice"] for p in picks} & set(annotated)
+
+    def completed_dice(extra: int) -> float:
+        more = sparse.copy()
+        more[:, :, extra] = truth[:, :, extra]  # the annotator draws the suggested slice
+        labels = complete_case(_ball_case(tmp_path, more, image), 9, "auto", CompletionSettings(seed=0),
+                               progress=lambda m: None).labels
+        return np.mean([_dice(labels == v, truth == v) for v in (1, 2)])
+
+    assert completed_dice(picks[0]["slice"]) > completed_dice(2) + 0.1  # worth more than a slice off the end
+    anywhere = complete_case(_ball_case(tmp_path, sparse, image), 9, "auto",
+                             CompletionSettings(suggest=3, suggest_axes="all", seed=0), progress=lambda m: None)
+    assert len(anywhere.report["suggested"]) == 3
+    with pytest.raises(InputError, match="suggest axes"):
+        complete_case(_ball_case(tmp_path, sparse, image), 9, "auto", CompletionSettings(suggest=1, suggest_axes="5"),
+                      progress=lambda m: None)

@@ -58,6 +58,11 @@ def complete(
                                      "voxel that disagrees with the annotation is corrected."),
     seed: int = typer.Option(0, help="Random seed."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    suggest: int = typer.Option(0, "--suggest", min=0, help="Also list the N slices whose annotation would help "
+                                "most (the models' doubt: entropy plus disagreement), on the command line and in "
+                                "the report ('suggested': stored axis and slice)."),
+    suggest_axes: str = typer.Option("annotated", "--suggest-axes", help="Where suggestions may lie: annotated "
+                                     "(the annotated planes), all, or stored axes such as 0,2."),
     report: Path = typer.Option(None, "--report", help="JSON report: slices judged wrong, voxels corrected, time."),
     view: Path = typer.Option(None, "--view", help="Also write a review page (HTML, opens offline): the image with "
                               "the input and the completion in three linked planes, buttons for the annotated and "
@@ -87,7 +92,8 @@ def complete(
     loaded = time.perf_counter() - started
     ignore_label = _ignore_label(ignore_label, case.label_segments, labels)
     settings = CompletionSettings(model=model, network=network, iterations=iterations, check=check, cleanse=cleanse,
-                                  confidence=confidence, seed=seed, device=str(resolve_device(device)))
+                                  confidence=confidence, seed=seed, device=str(resolve_device(device)),
+                                  suggest=suggest, suggest_axes=suggest_axes)
     result = complete_case(case, ignore_label, "auto" if axis == "auto" else int(axis), settings,
                            progress=lambda msg: typer.echo(msg, err=True))
     result.report["time_split_s"] = {"load": round(loaded, 2), **result.report["time_split_s"]}
@@ -102,6 +108,9 @@ def complete(
     wrong = [s["slice"] for s in result.report["slices_judged_wrong"]]
     split = ", ".join(f"{k} {v:.1f}" for k, v in result.report["time_split_s"].items())
     typer.echo(f"completed label written to {out} ({split} s); slices judged wrong: {wrong}")
+    if result.report["suggested"]:
+        typer.echo("annotate next: " + ", ".join(f"axis {s['axis']} slice {s['slice']}"
+                                                 for s in result.report["suggested"]))
 
 
 def _ignore_label(given: int | None, segments: tuple | None, path: Path) -> int | None:

@@ -59,6 +59,7 @@ from versaseg.tasks.completion_models import (  # noqa: F401  (CompletionSetting
     prior_channels,
 )
 from versaseg.tasks.completion_planes import Plane, complete_planes, whole_slice_planes
+from versaseg.tasks.completion_suggest import interpolation_doubt, suggest_slices, voxel_doubt
 
 
 @dataclass
@@ -294,14 +295,26 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
 
     # dense prediction: every model of the ensemble reads the image and the prior from the cleansed slices
     probs = None
+    doubt_c = np.zeros(classes_c.shape, np.float32) if settings.suggest > 0 else None
     for start in range(0, classes_c.shape[0], 32):
         at = np.arange(start, min(start + 32, classes_c.shape[0]))
         priors = prior_channels(interpolate_distances(distances, ids, at, spacing[0]), settings)
-        chunk = sum(model.predict(network_input(priors, at)) for model in models) / len(models)
+        each = [model.predict(network_input(priors, at)) for model in models]
+        chunk = sum(each) / len(each)
+        if doubt_c is not None:
+            doubt_c[at] = voxel_doubt(each)
         probs = chunk if probs is None else torch.cat([probs, chunk], dim=1)
     dense_c = probs.argmax(0).numpy().astype(np.int16)
     dense_c[ids] = cleansed
     timer.lap("prediction")
+    suggested = []
+    if doubt_c is not None:
+        doubt_c += interpolation_doubt(cleansed, ids, classes_c.shape[0])
+        doubt_c[ids] = 0.0  # annotated slices are known
+        doubt_s = np.zeros(classes_s.shape, np.float32)
+        doubt_s[box] = doubt_c
+        suggested = _suggest(np.moveaxis(doubt_s, 0, canonical_axis), {canonical_axis: all_ids}, case, settings)
+        timer.lap("suggest")
     extrapolated = {}  # per class: share of its output voxels past the first/last annotated slice that holds it
     for k in foreground:
         holding = ids[(cleansed == k).any(axis=(1, 2))]
@@ -333,9 +346,36 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
         "seconds": round(seconds, 1),
         "time_split_s": timer.seconds,
         "extrapolated_fraction": extrapolated,
+        "suggested": suggested,
         "settings": settings.__dict__,
     }
     return CompletionResult(case.to_original(labels), report)
+
+
+def _suggest(doubt: np.ndarray, planes: dict[int, np.ndarray], case: Case, settings: CompletionSettings) -> list:
+    """``settings.suggest`` slices to annotate next (:mod:`versaseg.tasks.completion_suggest`), as stored axis and
+    index. doubt: (X, Y, Z) canonical; planes: canonical axis -> annotated canonical slice indices. Beyond the
+    last annotated slice on a side, an annotation is taken to help as far as the widest annotation gap (mm)."""
+    stored_of = {int(case.orientation[s, 0]): s for s in range(3)}
+    if settings.suggest_axes == "annotated":
+        axes = sorted(planes)
+    elif settings.suggest_axes == "all":
+        axes = [0, 1, 2]
+    else:
+        try:
+            stored = sorted({int(a) for a in settings.suggest_axes.split(",")})
+        except ValueError:
+            stored = [-1]
+        if not stored or not set(stored) <= {0, 1, 2}:
+            raise InputError(f"suggest axes must be 'annotated', 'all' or stored axes like '0,2', got "
+                             f"'{settings.suggest_axes}'")
+        axes = sorted(int(case.orientation[s, 0]) for s in stored)
+    gaps_mm = [float(np.max(np.diff(ids))) * case.spacing[a] for a, ids in planes.items() if len(ids) > 1]
+    reach_mm = max(gaps_mm) if gaps_mm else 20.0
+    reach = {a: max(1, int(round(reach_mm / case.spacing[a]))) for a in axes}
+    picks = suggest_slices(doubt, axes, settings.suggest, reach, {a: planes.get(a, ()) for a in axes})
+    return [{"axis": stored_of[p["axis"]], "slice": _stored_slice(p["slice"], p["axis"], case),
+             "score": p["score"]} for p in picks]
 
 
 def _complete_on_planes(case: Case, classes: np.ndarray, image: np.ndarray, planes: dict[int, np.ndarray],
@@ -370,6 +410,15 @@ def _complete_on_planes(case: Case, classes: np.ndarray, image: np.ndarray, plan
              + f"); {num_classes - 1} classes; working region {classes_c.shape}")
     dense_c, facts = complete_planes(classes_c, features, inside, num_classes, case.spacing, settings, progress)
     timer.lap("training")
+    suggested = []
+    if settings.suggest > 0:
+        doubt = np.zeros(classes.shape, np.float32)
+        guesswork = [np.moveaxis(interpolation_doubt(p.slices, p.ids, classes_c.shape[p.axis]), 0, p.axis)
+                     for p in inside]
+        doubt[box] = facts.pop("doubt") + np.min(guesswork, axis=0)  # guesswork where no plane knows
+        doubt[classes != num_classes] = 0.0
+        suggested = _suggest(doubt, planes, case, settings)
+        timer.lap("suggest")
     dense = np.zeros(classes.shape, np.int16)
     dense[box] = dense_c
     labels = values[dense].astype(case.label.dtype if np.issubdtype(case.label.dtype, np.integer) else np.int16)
@@ -388,6 +437,7 @@ def _complete_on_planes(case: Case, classes: np.ndarray, image: np.ndarray, plan
         "time_split_s": timer.seconds,
         "extrapolated_fraction": {},
         "training_rows": facts["training_rows"],
+        "suggested": suggested,
         "settings": settings.__dict__,
     }
     report["annotated_slices"] = report["planes"][str(report["annotation_axis"])]

@@ -62,6 +62,8 @@ class CompletionSettings:
     prior_strength: float = 3.0
     perturbed_copies: int = 2
     device: str = "cpu"
+    suggest: int = 0  # slices to suggest for annotation next (report "suggested")
+    suggest_axes: str = "annotated"  # where suggestions may lie: "annotated" (the annotated planes), "all", "0,2"
 
 
 class PriorResidualNetwork(torch.nn.Module):

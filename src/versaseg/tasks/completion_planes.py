@@ -33,6 +33,7 @@ import numpy as np
 
 from versaseg.data.slice_interpolation import interpolate_distances, slice_signed_distances
 from versaseg.tasks.completion_models import CompletionSettings, VoxelModel, perturbed_distances, prior_channels
+from versaseg.tasks.completion_suggest import voxel_doubt
 
 NEAR_MM = 2.0  # ``h`` of the fusion weights (d + h)^-POWER
 POWER = 4
@@ -166,7 +167,7 @@ def complete_planes(classes: np.ndarray, features: np.ndarray, planes: list[Plan
 
     classes: (X, Y, Z) class indices, ``num_classes`` where unannotated; features: (F, X, Y, Z) image features;
     planes: the annotated slices (class indices) per canonical axis. Returns the dense classes and facts for the
-    report (training rows).
+    report (training rows) and, with ``settings.suggest``, "doubt": (X, Y, Z) per-voxel doubt of the ensemble.
     """
     foreground = list(range(1, num_classes))
     fusion = PlaneFusion(planes, foreground, classes.shape, spacing)
@@ -180,13 +181,19 @@ def complete_planes(classes: np.ndarray, features: np.ndarray, planes: list[Plan
         models.append(model)
     progress(f"{len(models)} completion model(s) trained on {len(planes)} planes")
     dense = np.empty(classes.shape, np.int16)
+    doubt = np.zeros(classes.shape, np.float32) if settings.suggest > 0 else None
     for start in range(0, classes.shape[0], 16):
         region = (slice(start, min(start + 16, classes.shape[0])), slice(None), slice(None))
         distances = fusion.fused(region)  # (K, T, Y, Z)
         prior = prior_channels(distances.transpose(1, 0, 2, 3), settings)
         inputs = np.concatenate([features[(slice(None), *region)], prior])
-        probs = sum(model.predict(inputs) for model in models) / len(models)
-        dense[region] = probs.argmax(0).numpy()
+        each = [model.predict(inputs) for model in models]
+        dense[region] = (sum(each) / len(each)).argmax(0).numpy()
+        if doubt is not None:
+            doubt[region] = voxel_doubt(each)
     annotated = classes != num_classes
     dense[annotated] = classes[annotated]
-    return dense, {"training_rows": int(len(labels))}
+    facts = {"training_rows": int(len(labels))}
+    if doubt is not None:
+        facts["doubt"] = doubt
+    return dense, facts
