@@ -163,7 +163,7 @@ def test_degrade_complete_and_evaluate_speak_seg_nrrd(tmp_path):
                 tmp_path / "dense.seg.nrrd", "--device", "cpu", "--report", tmp_path / "report.json",
                 "--view", tmp_path / "review.html")
     assert done.returncode == 0, done.stderr  # the 'ignore' segment is taken as the ignore label
-    page = (tmp_path / "review.html").read_text()
+    page = (tmp_path / "review.html").read_text(encoding="utf-8")
     data = json.loads(page[page.index('id="data">') + 10:page.index("</script>", page.index('id="data">'))])
     assert [layer["name"] for layer in data["layers"]] == ["input", "completion"]
     assert [s["name"] for s in data["layers"][1]["segments"]] == ["cortex", "core"]

@@ -68,7 +68,7 @@ def test_explain_writes_layers_stats_cam_and_timeline(run_2d, bg_dataset, tmp_pa
     assert names == ["encoder.0", "encoder.1", "encoder.2", "decoder.0", "decoder.1", "output"]
     pngs = sorted(p.name for p in (out / "layers").glob("*.png"))
     assert pngs == [f"{i:02d}_{n}.png" for i, n in enumerate(names)]
-    html = index.read_text()
+    html = index.read_text(encoding="utf-8")
     assert all(f"layers/{p}" in html for p in pngs) and "stats.csv" in html and "Grad-CAM" in html
     assert record["classes"] == ["caudate", "putamen", "pallidum"]
 

@@ -93,7 +93,7 @@ def test_view_cli_writes_the_page_and_reports_bad_input(tmp_path):
     write_volume(tmp_path / "label.seg.nrrd", label.array, label, segments=(RED,))
     done = _cli(tmp_path / "image.nii.gz", tmp_path / "label.seg.nrrd", "--out", tmp_path / "page.html")
     assert done.returncode == 0, done.stderr
-    assert _data((tmp_path / "page.html").read_text())["layers"][0]["segments"][0]["name"] == "lesion"
+    assert _data((tmp_path / "page.html").read_text(encoding="utf-8"))["layers"][0]["segments"][0]["name"] == "lesion"
     bad = _cli(tmp_path / "image.nii.gz", tmp_path / "label.seg.nrrd", "--names", "a,b", "--out",
                tmp_path / "other.html")
     assert bad.returncode == 2 and "--names" in bad.stderr and not (tmp_path / "other.html").exists()
