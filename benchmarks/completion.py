@@ -449,7 +449,7 @@ def _tables(part: list[dict], order: list[str]) -> list[str]:
 
 def network_study(part: list[dict], order: list[str]) -> list[str]:
     """The networks compared on exactly the same runs (case, axis, K, noise), by K and noisy fraction."""
-    networks = [m for m in order if m not in CHEAP and not m.startswith("versaseg")]  # --model cnn networks
+    networks = [m for m in order if m not in CHEAP and not m.startswith(("versaseg", "nnunet"))]  # --model cnn networks
     if len(networks) < 2:
         return []
 

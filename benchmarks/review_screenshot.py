@@ -1,5 +1,6 @@
 """Screenshots of the review page for docs/completion.md: one synthetic brain, every 16th axial slice (30 % of them
-corrupted), completed with ``versaseg complete --suggest 2 --view``, the page opened in headless Chromium.
+corrupted) saved as a Slicer segmentation (named segments and an "ignore" segment for the unannotated voxels),
+completed with ``versaseg complete --suggest 2 --view``, the page opened in headless Chromium.
 
     python benchmarks/review_screenshot.py      # writes docs/images/review_page*.png
 """
@@ -16,7 +17,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from annotation_loop import start_annotation  # noqa: E402
-from completion import IGNORE, synthetic_cases  # noqa: E402
+from completion import CLASSES, IGNORE, synthetic_cases  # noqa: E402
+
+from versaseg.io.image import read_volume, write_volume  # noqa: E402
+from versaseg.io.segmentation import default_segments  # noqa: E402
 
 OUT = Path("docs/images")
 
@@ -29,10 +33,11 @@ def main() -> None:
     sparse = start_annotation(np.asarray(truth_nii.dataobj).astype(np.int16), case["name"], 0.3)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        nib.save(nib.Nifti1Image(sparse.astype(np.uint8), truth_nii.affine), tmp / "sparse.nii.gz")
+        segments = default_segments([*CLASSES, IGNORE], CLASSES, ignore_label=IGNORE)
+        write_volume(tmp / "sparse.seg.nrrd", sparse.astype(np.uint8), read_volume(case["label"]), segments=segments)
         done = subprocess.run([str(Path(sys.executable).parent / "versaseg"), "complete", str(case["images"][0]),
-                               *map(str, case["images"][1:]), "--labels", str(tmp / "sparse.nii.gz"),
-                               "--ignore-label", str(IGNORE), "--out", str(tmp / "dense.nii.gz"), "--suggest", "2",
+                               *map(str, case["images"][1:]), "--labels", str(tmp / "sparse.seg.nrrd"),
+                               "--out", str(tmp / "dense.seg.nrrd"), "--suggest", "2",
                                "--view", str(tmp / "review.html")], capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(done.stderr)
