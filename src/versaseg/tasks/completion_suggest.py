@@ -9,10 +9,11 @@ boundary no annotation makes sharper): the share an annotated slice resolves is 
 for a suggested slice (below). A slice's score is the sum over its voxels, so a slice through a large uncertain
 boundary outranks one through a small doubtful spot.
 
-Slices are picked greedily: the best slice on any allowed axis, then the doubt it would resolve is removed - all of
-it on the slice, and a share fading linearly to none at the nearest annotated (or already picked) slice on each side
-along its axis, since the completion between two annotations improves towards both - and the scores recomputed, so
-that the suggestions spread out instead of bunching on neighbouring slices.
+An annotation of a slice resolves all the doubt on it and a share fading linearly to none at the nearest annotated
+(or already picked) slice on each side along its axis, since the completion between two annotations improves towards
+both. Slices are picked greedily by the doubt they would resolve in all (not only their own): the middle of a wide
+doubtful gap beats a doubtful slice next to an annotated one. After each pick its resolved doubt is removed and the
+gains recomputed, so that the suggestions spread out instead of bunching on neighbouring slices.
 """
 
 from __future__ import annotations
@@ -62,15 +63,30 @@ def _resolve(remaining: np.ndarray, axis: int, index: int, others: set[int], def
     """Remove, in place, the doubt an annotation of slice ``index`` along ``axis`` would resolve: all of it on the
     slice, fading linearly to none at the nearest slice of ``others`` on each side (``default_reach`` slices away
     where there is none)."""
+    keep = _kept_share(remaining.shape[axis], index, others, default_reach)
+    view = [1, 1, 1]
+    view[axis] = -1
+    remaining *= keep.reshape(view)
+
+
+def _kept_share(length: int, index: int, others: set[int], default_reach: int) -> np.ndarray:
+    """(length,) share of each slice's doubt left after annotating ``index``: 0 on it, rising linearly to 1 at the
+    nearest slice of ``others`` on each side (``default_reach`` slices away where there is none)."""
     others_sorted = np.array(sorted(others - {index}), dtype=int)
     left, right = others_sorted[others_sorted < index], others_sorted[others_sorted > index]
     width_left = index - left[-1] if len(left) else default_reach
     width_right = right[0] - index if len(right) else default_reach
-    distance = np.arange(remaining.shape[axis]) - index
-    keep = np.clip(np.where(distance < 0, -distance / width_left, distance / width_right), 0.0, 1.0)
-    view = [1, 1, 1]
-    view[axis] = -1
-    remaining *= keep.reshape(view)
+    distance = np.arange(length) - index
+    return np.clip(np.where(distance < 0, -distance / width_left, distance / width_right), 0.0, 1.0)
+
+
+def _gains(profile: np.ndarray, taken: set[int], default_reach: int) -> np.ndarray:
+    """(length,) doubt an annotation of each slice would resolve, from ``profile`` (length,), the remaining doubt
+    summed per slice; -1 on the slices in ``taken``."""
+    gains = np.array([float(np.dot(profile, 1.0 - _kept_share(len(profile), i, taken, default_reach)))
+                      for i in range(len(profile))])
+    gains[list(taken)] = -1.0
+    return gains
 
 
 def suggest_slices(doubt: np.ndarray, axes: Sequence[int], count: int, reach: dict[int, int],
@@ -80,8 +96,7 @@ def suggest_slices(doubt: np.ndarray, axes: Sequence[int], count: int, reach: di
     already annotated (never suggested). Returns [{"axis", "slice", "score"}] in the order picked.
 
     The doubt the annotated slices already resolve is removed first (as for a pick), so that what remains is doubt
-    far from any annotation: a boundary the model is unsure of right next to an annotated slice is not worth a new
-    one, the middle of a wide gap is.
+    far from any annotation; "score" is the doubt the pick resolves (its own and its neighbours').
     """
     remaining = doubt.astype(np.float64).copy()
     taken = {a: {int(i) for i in v} for a, v in (annotated or {}).items()}
@@ -92,8 +107,8 @@ def suggest_slices(doubt: np.ndarray, axes: Sequence[int], count: int, reach: di
     for _ in range(count):
         best = None
         for axis in axes:
-            scores = remaining.sum(axis=tuple(d for d in range(3) if d != axis))
-            scores[list(taken.get(axis, ()))] = -1.0
+            profile = remaining.sum(axis=tuple(d for d in range(3) if d != axis))
+            scores = _gains(profile, taken.get(axis, set()), max(1, int(reach.get(axis, 1))))
             index = int(np.argmax(scores))
             if scores[index] > 0 and (best is None or scores[index] > best[2]):
                 best = (axis, index, float(scores[index]))
