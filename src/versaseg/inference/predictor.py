@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from versaseg.data.case import Case, load_case
 from versaseg.data.normalization import normalize
@@ -18,6 +17,7 @@ from versaseg.inference.window import predict_probabilities
 from versaseg.io.dataset import CaseFiles, group_channel_files, load_dataset
 from versaseg.io.image import IMAGE_ENDINGS, file_ending, write_volume
 from versaseg.networks.registry import build_network
+from versaseg.progress import progress
 from versaseg.training.checkpoint import load_safe
 from versaseg.training.config import TrainConfig
 
@@ -94,7 +94,7 @@ class Predictor:
                     raise InputError("output exists; pass --overwrite to replace it", path)
             plans.append((files, outputs))
         written = []
-        for files, outputs in tqdm(plans, desc="predict", unit="case", disable=not show_progress):
+        for files, outputs in progress(plans, "predict", "case", enabled=show_progress):
             prediction = self.predict_case(load_case(files), keep_probabilities=save_probabilities)
             written.append(write_volume(outputs[0], prediction.labels, prediction.case.reference, overwrite=True,
                                         segments=segments))

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from versaseg.errors import InputError
 from versaseg.io.dataset import load_dataset
+from versaseg.progress import bar_enabled
 from versaseg.synthesis.config import SynthConfig
 from versaseg.synthesis.data import PairedVolume, PairSampler, load_pair, resolve_channel
 from versaseg.synthesis.inference import inference_batch_size, synthesize_scaled
@@ -163,7 +164,7 @@ class _Pix2Pix:
         logger = EpochLogger(self.run_dir, tensorboard=False)
         bar = tqdm(total=config.epochs * config.iterations_per_epoch,
                    initial=self.start_epoch * config.iterations_per_epoch, unit="it", desc="synth train",
-                   disable=not self.progress, dynamic_ncols=True)
+                   disable=not bar_enabled(self.progress), dynamic_ncols=True)
         try:
             for epoch in range(self.start_epoch, config.epochs):
                 started = time.perf_counter()

@@ -288,7 +288,7 @@ def build_derived_datasets(dataset_root: str | Path, work: str | Path, settings:
 
     ``multiples``: stage-1 grid sizes and stage-2 crop sizes are rounded up to these (the networks' divisors).
     """
-    from tqdm import tqdm
+    from versaseg.progress import progress
 
     spec = load_dataset(dataset_root)
     work = Path(work)
@@ -298,8 +298,7 @@ def build_derived_datasets(dataset_root: str | Path, work: str | Path, settings:
     rng = np.random.default_rng(seed)
     crops: dict[str, list[str]] = {}
     spacings, shapes1, shapes2, extents = [], [], [], []
-    for files in tqdm(spec.training_cases(), desc="derive stage data", unit="case", disable=not show_progress,
-                      leave=False):
+    for files in progress(spec.training_cases(), "derive stage data", "case", enabled=show_progress, leave=False):
         case = load_case(files, allowed)
         affine = canonical_affine(case)
         target = _target_mask(case.label, spec.ignore_label)
@@ -500,7 +499,7 @@ class CascadePredictor:
 
         All output paths are checked before any work.
         """
-        from tqdm import tqdm
+        from versaseg.progress import progress
 
         out_dir = Path(out_dir)
         plans = []
@@ -519,7 +518,7 @@ class CascadePredictor:
             if path.exists() and not overwrite:
                 raise InputError("output exists; pass --overwrite to replace it", path)
         written, records = [], []
-        for files, outputs in tqdm(plans, desc="cascade predict", unit="case", disable=not show_progress):
+        for files, outputs in progress(plans, "cascade predict", "case", enabled=show_progress):
             prediction = self.predict_case(load_case(files))
             written.append(write_volume(outputs[0], prediction.labels, prediction.case.reference, overwrite=True))
             if save_stage1:

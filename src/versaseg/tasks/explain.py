@@ -328,8 +328,7 @@ def _write_layers(scene: _Scene, layers: Sequence[vx.Layer], max_channels: int, 
 def _write_timeline(scene: _Scene, run_dir: Path, snapshots: list[tuple[int, Path]], layer: vx.Layer,
                     cam: vx.GradCam, cam_class: int | None, channels: int, folder: Path, show_progress: bool) -> list:
     """Replay the saved epochs on the slice (the network gets its final weights back afterwards)."""
-    from tqdm import tqdm
-
+    from versaseg.progress import progress
     from versaseg.training.checkpoint import load_safe
 
     if not snapshots:
@@ -339,7 +338,7 @@ def _write_timeline(scene: _Scene, run_dir: Path, snapshots: list[tuple[int, Pat
     final_state = {k: v.clone() for k, v in network.state_dict().items()}
     frames, rows = [], []
     try:
-        for epoch, path in tqdm(snapshots, desc="checkpoints", unit="ckpt", disable=not show_progress, leave=False):
+        for epoch, path in progress(snapshots, "checkpoints", "ckpt", enabled=show_progress, leave=False):
             try:
                 network.load_state_dict(load_safe(path))
             except (RuntimeError, TypeError, AttributeError) as exc:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from versaseg.data.augment import build_augmentation
 from versaseg.data.case import load_case
@@ -18,6 +17,7 @@ from versaseg.errors import InputError
 from versaseg.io.atomic import remove_stale_temporaries
 from versaseg.io.dataset import load_dataset
 from versaseg.networks.registry import build_network
+from versaseg.progress import progress
 from versaseg.training.config import TrainConfig
 from versaseg.training.distributed import barrier, broadcast_flag, cleanup, init_distributed, resolve_device
 from versaseg.training.trainer import Trainer
@@ -70,7 +70,7 @@ def load_training_volumes(config: TrainConfig, dataset_root: Path, show_progress
     spec = load_dataset(dataset_root)
     files = spec.training_cases()
     allowed = set(spec.labels.values())
-    cases = [load_case(f, allowed) for f in tqdm(files, desc="load cases", disable=not show_progress, leave=False)]
+    cases = [load_case(f, allowed) for f in progress(files, "load cases", "case", enabled=show_progress, leave=False)]
     if not config.normalization:
         config.channel_names = [spec.channel_names[i] for i in range(spec.num_channels)]
         config.labels = dict(spec.labels)

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from versaseg.data.sampling import PatchSampler, TrainingVolume
 from versaseg.inference.window import predict_probabilities
 from versaseg.losses.registry import build_loss
+from versaseg.progress import bar_enabled
 from versaseg.training.checkpoint import load_safe, save_atomic, save_snapshot
 from versaseg.training.config import TrainConfig
 from versaseg.training.distributed import DistInfo, barrier
@@ -100,7 +101,7 @@ class Trainer:
         logger = EpochLogger(self.run_dir, config.tensorboard) if write else None
         total = config.epochs * config.iterations_per_epoch
         bar = tqdm(total=total, initial=self.start_epoch * config.iterations_per_epoch, unit="it",
-                   desc="train", disable=not write, dynamic_ncols=True)
+                   desc="train", disable=not bar_enabled(write), dynamic_ncols=True)
         try:
             for epoch in range(self.start_epoch, config.epochs):
                 row = self.train_epoch(epoch, bar)
