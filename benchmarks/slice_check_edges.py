@@ -10,10 +10,11 @@ slices whose corruption costs >= 0.05 Dice at precision >= 0.8, the AUC against 
 corruption kind. Not part of ``versaseg complete``.
 
 With ``--reference`` each annotated slice is judged against the completion's own predicted slices instead of the
-other annotated slices: ``versaseg complete``'s default output (cached under ``benchmark_data/completion/dense``,
-48 completions, about 15 min on 2 cores) gives, per run, the edge gains of its non-annotated slices between the end
-slices; a slice is flagged when its gain exceeds ``factor`` x a quantile of theirs. This also runs the clean (noise
-0) annotations, so the false alarms on clean slices are counted where there is nothing to find.
+other annotated slices: ``versaseg complete``'s default output (through the API, as ``benchmarks/completion.py``
+runs its ablations; 48 completions, cached under ``benchmark_data/completion/dense``) gives, per run, the edge
+gains of its non-annotated slices between the end slices; a slice is flagged when its gain exceeds ``factor`` x a
+quantile of theirs. This also runs the clean (noise 0) annotations, so the false alarms on clean slices are counted
+where there is nothing to find.
 
     python benchmarks/slice_check_edges.py
     python benchmarks/slice_check_edges.py --reference
@@ -30,7 +31,7 @@ from scipy import ndimage as ndi
 from scipy.stats import mannwhitneyu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from completion import IGNORE, mni_case, slice_dice_cost, synthetic_cases  # noqa: E402
+from completion import IGNORE, mni_case, slice_dice_cost, synthetic_cases, versaseg_complete  # noqa: E402
 
 DATA = Path("benchmark_data/completion")
 
@@ -62,25 +63,20 @@ def edge_gain(slice_labels: np.ndarray, gradient: np.ndarray) -> float:
     return max(gains) if gains else 0.0
 
 
-def _dense_completion(case: dict, sparse: np.ndarray, affine: np.ndarray, axis: int, name: str) -> np.ndarray:
+def _z_scored_images(case: dict) -> list[np.ndarray]:
+    images = [np.asarray(nib.load(p).dataobj).astype(np.float32) for p in case["images"]]
+    return [(i - i.mean()) / (i.std() + 1e-6) for i in images]
+
+
+def _dense_completion(case: dict, sparse: np.ndarray, affine: np.ndarray, name: str) -> np.ndarray:
     """versaseg complete's default output for one sparse label (cached)."""
-    import tempfile
-
-    from versaseg.data.case import load_case
-    from versaseg.io.dataset import CaseFiles
-    from versaseg.tasks.completion import CompletionSettings, complete_case
-
     cache = DATA / "dense" / f"{name}.npz"
     if cache.exists():
         return np.load(cache)["dense"]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "sparse.nii.gz"
-        nib.save(nib.Nifti1Image(sparse.astype(np.uint8), affine), path)
-        result = complete_case(load_case(CaseFiles(name, list(case["images"]), path)), IGNORE, axis,
-                               CompletionSettings(seed=0), progress=lambda message: None)
+    dense, _ = versaseg_complete(case, sparse, affine, "versaseg:")  # the defaults, in-process
     cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(cache, dense=result.labels.astype(np.uint8))
-    return result.labels
+    np.savez_compressed(cache, dense=dense.astype(np.uint8))
+    return dense
 
 
 def _slice_gain(labels: np.ndarray, images: list[np.ndarray], axis: int, index: int) -> float:
@@ -96,8 +92,7 @@ def reference_main() -> None:
     for case in [*synthetic_cases(DATA, 3), mni_case(DATA)]:
         nii = nib.load(case["label"])
         truth = np.asarray(nii.dataobj).astype(np.int16)
-        images = [np.asarray(nib.load(p).dataobj).astype(np.float32) for p in case["images"]]
-        images = [(i - i.mean()) / (i.std() + 1e-6) for i in images]
+        images = _z_scored_images(case)
         for noise in (0.3, 0.0):
             for axis in (0, 1, 2):
                 for every in (4, 8):
@@ -105,7 +100,7 @@ def reference_main() -> None:
                     seed = [sum(ord(ch) for ch in case["name"]), axis, every, int(round(noise * 100))]
                     sparse, report = degrade_label(truth, every, axis=axis, offset=every // 2,
                                                    noisy_fraction=noise, seed=seed, ignore_label=IGNORE)
-                    dense = _dense_completion(case, sparse, nii.affine, axis, name)
+                    dense = _dense_completion(case, sparse, nii.affine, name)
                     kinds = {s.index: s.kind for s in report.slices}
                     annotated = sorted(kinds)
 
@@ -139,8 +134,7 @@ def main() -> None:
     rows = []
     for case in [*synthetic_cases(DATA, 3), mni_case(DATA)]:
         truth = np.asarray(nib.load(case["label"]).dataobj).astype(np.int16)
-        images = [np.asarray(nib.load(p).dataobj).astype(np.float32) for p in case["images"]]
-        images = [(i - i.mean()) / (i.std() + 1e-6) for i in images]
+        images = _z_scored_images(case)
         for axis in (0, 1, 2):
             for every in (4, 8):
                 seed = [sum(ord(ch) for ch in case["name"]), axis, every, 30]
@@ -149,9 +143,8 @@ def main() -> None:
                 kinds = {s.index: s.kind for s in report.slices}
                 run = []
                 for index in sorted(kinds)[1:-1]:
-                    gradient = sum(_gradient(np.take(i, index, axis=axis)) for i in images)
                     cost = slice_dice_cost(truth, sparse, axis, index) if kinds[index] else 0.0
-                    run.append((edge_gain(np.take(sparse, index, axis=axis), gradient), kinds[index] or "", cost))
+                    run.append((_slice_gain(sparse, images, axis, index), kinds[index] or "", cost))
                 gains = np.array([r[0] for r in run])
                 median = np.median(gains)
                 mad = 1.4826 * np.median(np.abs(gains - median)) + 1e-3

@@ -23,17 +23,17 @@ def bar_enabled(wanted: bool = True, stream=None) -> bool:
     return bool(wanted) and hasattr(stream, "isatty") and stream.isatty()
 
 
-def progress(items: Iterable[T], desc: str, unit: str = "it", enabled: bool = True, total: int | None = None,
-             leave: bool = True, stream=None) -> Iterator[T]:
+def progress(items: Iterable[T], desc: str, unit: str = "it", enabled: bool = True, leave: bool = True,
+             stream=None) -> Iterator[T]:
     """Iterate ``items`` with a bar on a terminal, one line per item elsewhere, nothing when not ``enabled``."""
     stream = sys.stderr if stream is None else stream
     if not enabled:
         yield from items
         return
     if bar_enabled(True, stream):
-        yield from tqdm(items, desc=desc, unit=unit, total=total, leave=leave, file=stream, dynamic_ncols=True)
+        yield from tqdm(items, desc=desc, unit=unit, leave=leave, file=stream, dynamic_ncols=True)
         return
-    total = total if total is not None else (len(items) if hasattr(items, "__len__") else None)
+    total = len(items) if hasattr(items, "__len__") else None
     started = time.perf_counter()
     for done, item in enumerate(items, start=1):
         yield item

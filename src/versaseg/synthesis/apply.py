@@ -16,6 +16,7 @@ from versaseg.errors import InputError
 from versaseg.io.atomic import check_writable, replace_folder
 from versaseg.io.dataset import load_dataset
 from versaseg.io.image import Volume, from_canonical, read_volume, to_canonical, write_volume
+from versaseg.progress import bar_enabled
 from versaseg.synthesis.config import SynthConfig
 from versaseg.synthesis.data import intensity_range, resolve_channel, scale_to_unit, unit_to_range
 from versaseg.synthesis.inference import inference_batch_size, synthesize_scaled
@@ -126,7 +127,7 @@ def augment_dataset(dataset: str | Path, run: str | Path, out: str | Path, overw
         for folder in DATASET_FOLDERS:
             if (root / folder).is_dir():
                 shutil.copytree(root / folder, tmp / folder)
-        with tqdm(cases, desc="synthesize", unit="case", leave=False, disable=not progress) as bar:
+        with tqdm(cases, desc="synthesize", unit="case", leave=False, disable=not bar_enabled(progress)) as bar:
             for files, training in bar:
                 case = load_case(files, label_values if training else None)
                 synthetic = model.synthesize_canonical(case.image[source_index])

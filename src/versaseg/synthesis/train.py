@@ -79,7 +79,8 @@ def train_synthesis(config: SynthConfig, dataset: str | Path, out: str | Path, r
 
     files = spec.training_cases()
     label_values = set(spec.labels.values())
-    with tqdm(files, desc="load cases", leave=False, disable=not progress) as bar:  # closed before an error shows
+    # a context manager: the bar is closed before an error shows
+    with tqdm(files, desc="load cases", leave=False, disable=not bar_enabled(progress)) as bar:
         volumes = {f.case_id: load_pair(f, source_index, target_index, config.percentiles, spec.ignore_label,
                                         label_values) for f in bar}
     if not config.train_cases:
