@@ -44,11 +44,11 @@ def make_volumes(cases: int, shape: tuple[int, int, int], spacing: tuple[float, 
 def time_round(loss: str, volumes, classes: int, channels: int, args) -> float:
     """Seconds per training iteration of ``loss``, over ``args.iterations`` iterations after the warm-up."""
     import torch
+    from tqdm import tqdm
 
     from versaseg.networks.registry import build_network
     from versaseg.training.config import TrainConfig
-    from versaseg.training.distributed import DistInfo
-    from versaseg.training.trainer import Trainer
+    from versaseg.training.steps import segmentation_trainer
 
     labels = {f"class_{k}": k for k in range(classes)}
     config = TrainConfig(loss=loss, dim="2d", axis=2, patch_size=[args.size, args.size], batch_size=args.batch,
@@ -56,19 +56,11 @@ def time_round(loss: str, volumes, classes: int, channels: int, args) -> float:
     config.validate()
     torch.manual_seed(0)
     network = build_network("unet", 2, channels, classes)
-    trainer = Trainer(config, network, volumes, [], Path("unused"), torch.device("cpu"), DistInfo(), persist=False)
-    bar = _NoBar()
+    trainer = segmentation_trainer(config, network, volumes, torch.device("cpu"))
+    bar = tqdm(disable=True)
     trainer.train_epoch(0, bar)
     config.iterations_per_epoch = args.iterations
     return trainer.train_epoch(1, bar)["seconds"] / args.iterations
-
-
-class _NoBar:
-    def update(self, *_):
-        pass
-
-    def set_postfix(self, **_):
-        pass
 
 
 def run(args) -> dict:

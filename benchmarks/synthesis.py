@@ -11,7 +11,7 @@ Everything runs through the CLI, as a user would:
 Segmentation is scored per held-out case (vessel Dice, HD95); the pix2pix model never sees the test cases. The
 paired Wilcoxon signed-rank test (scipy.stats) compares T2 alone with T2 + synthetic TOF over (seed, case) pairs.
 Translation quality (MAE, PSNR, SSIM of synthetic against real TOF inside the brain mask, in the target's scaled
-[-1, 1] units, :func:`versaseg.synthesis.metrics.image_quality`) is measured on the test cases.
+[-1, 1] units, :func:`versaseg.evaluation.image_quality.image_quality`) is measured on the test cases.
 
     python benchmarks/synthesis.py --quick --work benchmark_data/synthesis_quick --docs docs/benchmarks.md
     python benchmarks/synthesis.py --work benchmark_data/synthesis --docs docs/benchmarks.md
@@ -75,8 +75,8 @@ def translation_quality(data: Path, augmented: Path) -> dict:
     """Mean (and per-case) MAE, PSNR, SSIM of the synthetic against the real TOF of the test cases, brain mask."""
     import nibabel as nib
 
-    from versaseg.synthesis.data import intensity_range, scale_to_unit
-    from versaseg.synthesis.metrics import image_quality
+    from versaseg.data.pairs import intensity_range, scale_to_unit
+    from versaseg.evaluation.image_quality import image_quality
 
     config = json.loads((data.parent / "pix2pix" / "config.json").read_text())
     rows = {}

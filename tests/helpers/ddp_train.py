@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
+from versaseg.tasks.training import train
 from versaseg.training.config import TrainConfig
-from versaseg.training.run import train
 
 if __name__ == "__main__":
     dataset, out = Path(sys.argv[1]), Path(sys.argv[2])

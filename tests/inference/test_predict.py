@@ -14,8 +14,8 @@ import SimpleITK as sitk
 from scipy.spatial.transform import Rotation
 
 from versaseg.inference.postprocess import keep_largest_component
+from versaseg.tasks.training import train
 from versaseg.training.config import TrainConfig
-from versaseg.training.run import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import write_tiny_dataset  # noqa: E402

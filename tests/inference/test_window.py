@@ -6,12 +6,12 @@ import numpy as np
 import torch
 
 from versaseg.data.sampling import crop, patch_start
-from versaseg.inference.window import _pad_to_multiple
+from versaseg.inference.window import pad_to_multiple
 
 
 def test_inference_padding_is_the_samplers_centred_padding():
     x = torch.randn(2, 3, 10, 13)
-    padded, inside = _pad_to_multiple(x, 8, (16, 24))
+    padded, inside = pad_to_multiple(x, 8, (16, 24))
     assert padded.shape == (2, 3, 16, 24)
     torch.testing.assert_close(padded[(..., *inside)], x)
     # the sampler's patch for a case smaller than the patch (any centre): the same placement
@@ -22,7 +22,7 @@ def test_inference_padding_is_the_samplers_centred_padding():
 
 def test_padding_only_to_the_divisor_without_a_minimum():
     x = torch.randn(1, 1, 17, 32, 5)
-    padded, inside = _pad_to_multiple(x, 16)
+    padded, inside = pad_to_multiple(x, 16)
     assert padded.shape == (1, 1, 32, 32, 16)
     assert [(s.start, s.stop) for s in inside] == [(7, 24), (0, 32), (5, 10)]
     torch.testing.assert_close(padded[(..., *inside)], x)

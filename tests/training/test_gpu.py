@@ -10,8 +10,8 @@ import torch
 
 from versaseg.inference.predictor import Predictor
 from versaseg.io.dataset import load_dataset
+from versaseg.tasks.training import train
 from versaseg.training.config import TrainConfig
-from versaseg.training.run import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import write_tiny_dataset  # noqa: E402

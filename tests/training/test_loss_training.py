@@ -17,9 +17,9 @@ from versaseg.data import distance as distance_module
 from versaseg.data.sampling import TrainingVolume
 from versaseg.errors import InputError
 from versaseg.networks.registry import build_network
+from versaseg.tasks.training import train
 from versaseg.training.config import TrainConfig
-from versaseg.training.distributed import DistInfo
-from versaseg.training.run import train
+from versaseg.training.steps import segmentation_trainer
 from versaseg.training.trainer import Trainer
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -65,7 +65,7 @@ def _trainer(loss: str, volumes, dim: str = "2d", **kwargs) -> Trainer:
     config.validate()
     torch.manual_seed(0)
     network = build_network("unet", config.spatial_dims, 1, 3, **SMALL_NET)
-    return Trainer(config, network, volumes, [], Path("unused"), torch.device("cpu"), DistInfo(), persist=False)
+    return segmentation_trainer(config, network, volumes, torch.device("cpu"))
 
 
 @pytest.mark.parametrize(("loss", "dim"), [("ce_dtm", "2d"), ("dice_dpt", "2d"), ("dice_boundary", "3d")])
@@ -96,14 +96,14 @@ def test_other_losses_compute_no_maps(count_maps):
 def test_ce_dtm_loss_decreases():
     trainer = _trainer("ce_dtm", _volumes(1), epochs=1, iterations_per_epoch=12, augmentation="none")
     losses = []
-    original = trainer.loss_fn
+    original = trainer.step.loss_fn
 
     def record(*args):
         value = original(*args)
         losses.append(value.item())
         return value
 
-    trainer.loss_fn = record
+    trainer.step.loss_fn = record
     trainer.fit()
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
 

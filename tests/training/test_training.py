@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from versaseg.errors import InputError
+from versaseg.tasks.training import train
 from versaseg.training.config import TrainConfig
-from versaseg.training.run import train
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))

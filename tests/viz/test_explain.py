@@ -18,8 +18,8 @@ from versaseg.data.normalization import normalize
 from versaseg.io.dataset import CaseFiles
 from versaseg.networks.registry import build_network
 from versaseg.tasks.explain import ExplainSettings, explain
+from versaseg.tasks.training import train
 from versaseg.training.config import TrainConfig
-from versaseg.training.run import train
 
 
 @pytest.fixture(scope="module")

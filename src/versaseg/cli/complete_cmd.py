@@ -79,9 +79,9 @@ def complete(
     from versaseg.io.atomic import check_writable, write_text_atomic
     from versaseg.io.dataset import CaseFiles
     from versaseg.io.image import write_volume
+    from versaseg.io.run_dir import resolve_device
     from versaseg.io.segmentation import segments_for_output
     from versaseg.tasks.completion import MODELS, CompletionSettings, complete_case
-    from versaseg.training.distributed import resolve_device
 
     if axis not in ("auto", "0", "1", "2"):
         raise InputError(f"--axis must be auto, 0, 1 or 2, got '{axis}'")

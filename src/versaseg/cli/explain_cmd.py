@@ -47,10 +47,10 @@ def explain(
 ) -> None:
     """Explain a run's network on one slice (the command help is HELP)."""
     from versaseg.errors import InputError
+    from versaseg.io.run_dir import resolve_device
     from versaseg.tasks.explain import ExplainSettings
     from versaseg.tasks.explain import explain as run_explain
     from versaseg.tasks.explain import list_layers as layer_list
-    from versaseg.training.distributed import resolve_device
 
     if list_layers:
         entries = layer_list(run)

@@ -32,7 +32,7 @@ def predict(
     """Predict label volumes: slice-wise (2d runs) or sliding window with Gaussian blending (3d runs)."""
     from versaseg.errors import InputError
     from versaseg.inference.predictor import Predictor, collect_inputs
-    from versaseg.training.distributed import resolve_device
+    from versaseg.io.run_dir import resolve_device
 
     formats = ("same", "nii.gz", "nii", "nrrd", "nhdr", "mha", "mhd", "seg.nrrd")
     if output_format not in formats:

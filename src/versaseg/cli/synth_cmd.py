@@ -20,13 +20,16 @@ TRAIN_HELP = (
     "depth 4, base width 16 in 3d) and a conditional PatchGAN discriminator (MONAI PatchDiscriminator: 3 stride-2 and "
     "2 stride-1 4x4 convs, so each real/fake logit sees a 70x70 patch in 2d, 70^3 in 3d) that judges (source, target) "
     "pairs. Loss: adversarial (binary cross-entropy on the patch logits, or least squares with --gan-loss lsgan) + "
-    "--lambda-l1 x L1; Adam, lr 2e-4, betas (0.5, 0.999), for both networks.\n\n"
+    "--lambda-l1 x L1; Adam, lr 2e-4, betas (0.5, 0.999), for both networks, constant for the first half of the "
+    "epochs and then decaying linearly (--schedule). The loop is the one `versaseg train` uses: torchrun runs it with "
+    "DistributedDataParallel, --val-every and --save-every work the same.\n\n"
     "Intensities: each image is clipped to its own --percentiles (whole volume) and mapped to [-1, 1]; the run "
     "stores the target's typical range (median over training cases) so `synth apply` writes target-like units.\n\n"
     "2d trains on slices perpendicular to --axis that contain brain (whole slices, padded, by default); 3d on random "
     "--patch patches. A --val-fraction of the cases is held out: after each epoch RUN/metrics.csv gets a row (epoch, "
-    "g_adv, g_l1, d_loss, val_mae, val_psnr, val_ssim, seconds) with MAE, PSNR (data range 2) and SSIM of the "
-    "synthetic vs the real target inside the brain mask (label > 0; Otsu foreground of the source without labels), "
+    "g_adv, g_l1, d_loss, lr, seconds, samples_per_s and, on validated epochs, val_mae, val_psnr, val_ssim, "
+    "val_seconds) with MAE, PSNR (data range 2) and SSIM of the synthetic vs the real target inside the brain mask "
+    "(label > 0; Otsu foreground of the source without labels), "
     "in the scaled [-1, 1] units. RUN also holds config.json, model.pt (generator), checkpoint.pt (--resume), "
     "curves.png and samples/epoch_NNN.png (source | synthetic | real) every --sample-every epochs and after the last."
     "\n\nChannels are names from dataset.json channel_names or indices.\n\n"
@@ -88,6 +91,16 @@ def train(
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="Fraction of cases held out for validation."),
     sample_every: int = typer.Option(5, "--sample-every", help="Write samples/epoch_NNN.png every N epochs and "
                                      "after the last (0 = never)."),
+    val_every: int = typer.Option(1, "--val-every", help="Validate every N epochs (and after the last)."),
+    save_every: int = typer.Option(0, "--save-every", help="Also keep the generator's weights every N epochs (and "
+                                   "the last) in RUN/checkpoints/epoch_NNN.pt, listed in RUN/checkpoints.json; "
+                                   "0 = off."),
+    schedule: str = typer.Option("linear", "--schedule", help="Learning-rate schedule of both networks: linear "
+                                 "(pix2pix: constant for the first half of the epochs, then linearly to 0) | poly "
+                                 "(nnU-Net's (1 - epoch/epochs)^0.9) | constant."),
+    grad_clip: float = typer.Option(0.0, "--grad-clip", help="Clip each network's gradient norm to this per step "
+                                    "(0 = off, as in pix2pix)."),
+    workers: int = typer.Option(0, "--workers", help="Data-loader worker processes for batch sampling."),
     seed: int = typer.Option(0, help="Random seed (split, initialisation, sampling)."),
     device: str = typer.Option("auto", help="auto (CUDA when available) | cpu | cuda."),
     resume: bool = typer.Option(False, "--resume", help="Continue RUN from its last completed epoch; the run's own "
@@ -95,8 +108,8 @@ def train(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory's files."),
 ) -> None:
     from versaseg.errors import InputError
-    from versaseg.synthesis.config import SynthConfig
-    from versaseg.synthesis.train import train_synthesis
+    from versaseg.tasks.synthesis import train_synthesis
+    from versaseg.training.config import SynthConfig
 
     kwargs = json_object_option(network_kwargs, "--network-kwargs")
     try:
@@ -107,9 +120,10 @@ def train(
                          batch_size=batch_size, epochs=epochs, iterations_per_epoch=iterations, network=network,
                          network_kwargs=kwargs, gan_loss=gan_loss, lambda_l1=lambda_l1, learning_rate=lr,
                          percentiles=_floats(percentiles, "--percentiles"), val_fraction=val_fraction,
-                         sample_every=sample_every, seed=seed)
-    run = train_synthesis(config, dataset, out, resume=resume, overwrite=overwrite, device=device)
-    typer.echo(f"run written to {run}")
+                         sample_every=sample_every, val_every=val_every, save_every=save_every, schedule=schedule,
+                         grad_clip=grad_clip, num_workers=workers, seed=seed)
+    train_synthesis(config, dataset, out, resume=resume, overwrite=overwrite, device=device)
+    typer.echo(f"run written to {out}")
 
 
 @user_errors
@@ -120,7 +134,7 @@ def apply(
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
-    from versaseg.synthesis.apply import apply_to_file
+    from versaseg.tasks.synthesis import apply_to_file
 
     written = apply_to_file(run, image, out, overwrite=overwrite, device=device)
     typer.echo(f"wrote {written}")
@@ -136,7 +150,7 @@ def augment(
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
 ) -> None:
-    from versaseg.synthesis.apply import augment_dataset
+    from versaseg.tasks.synthesis import augment_dataset
 
     written = augment_dataset(dataset, run, out, overwrite=overwrite, device=device, channel_name=name or None)
     typer.echo(f"wrote {written}")

@@ -58,8 +58,8 @@ def train(
 ) -> None:
     """Train a network on a dataset (the command help is HELP)."""
     from versaseg.errors import InputError
+    from versaseg.tasks.training import train as run_training
     from versaseg.training.config import TrainConfig
-    from versaseg.training.run import train as run_training
 
     kwargs = json_object_option(network_kwargs, "--network-kwargs")
     loss_options = json_object_option(loss_kwargs, "--loss-kwargs")

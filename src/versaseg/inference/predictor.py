@@ -1,4 +1,4 @@
-"""Run directory -> label volumes with the input's exact geometry."""
+"""Run directory -> label volumes (or synthetic images) with the input's exact geometry."""
 
 from __future__ import annotations
 
@@ -11,15 +11,17 @@ import torch
 
 from versaseg.data.case import Case, load_case
 from versaseg.data.normalization import normalize
+from versaseg.data.pairs import FILL, intensity_range, scale_to_unit, unit_to_range
 from versaseg.errors import InputError
 from versaseg.inference.postprocess import keep_largest_component
-from versaseg.inference.window import predict_probabilities
+from versaseg.inference.window import inference_batch_size, predict_volume
 from versaseg.io.dataset import CaseFiles, group_channel_files, load_dataset
 from versaseg.io.image import IMAGE_ENDINGS, file_ending, write_volume
+from versaseg.io.run_dir import load_safe, resolve_device
+from versaseg.networks.pix2pix import build_generator
 from versaseg.networks.registry import build_network
 from versaseg.progress import progress
-from versaseg.training.checkpoint import load_safe
-from versaseg.training.config import TrainConfig
+from versaseg.training.config import SynthConfig, TrainConfig, load_run_config
 
 
 @dataclass
@@ -31,31 +33,71 @@ class Prediction:
     probabilities: np.ndarray | None
 
 
+def build_run_network(config: TrainConfig | SynthConfig) -> torch.nn.Module:
+    """The untrained network a run's config describes: a segmentation network or a pix2pix generator."""
+    if isinstance(config, SynthConfig):
+        return build_generator(config.network, config.spatial_dims, config.network_kwargs)
+    return build_network(config.network, config.spatial_dims, len(config.channel_names), config.num_classes,
+                         **config.network_kwargs)
+
+
 class Predictor:
-    """Loads ``run_dir`` (config.json + model.pt, weights_only) and predicts cases."""
+    """Loads ``run_dir`` (config.json + model.pt, weights only) of a segmentation or a synthesis run and applies its
+    network to whole volumes with :func:`versaseg.inference.window.predict_volume`.
+
+    :attr:`output` says what the network gives: ``"probabilities"`` (a ``versaseg train`` run: :meth:`predict_case`)
+    or ``"image"`` (a ``versaseg synth train`` run: :meth:`synthesize_canonical`).
+    """
 
     def __init__(self, run_dir: str | Path, device: torch.device | str = "cpu", tta: bool = False,
                  largest_component: bool = False, batch_size: int | None = None, weights: str = "model.pt"):
         self.run_dir = Path(run_dir)
-        self.config = TrainConfig.load(self.run_dir)
-        self.device = torch.device(device)
-        self.network = build_network(self.config.network, self.config.spatial_dims, len(self.config.channel_names),
-                                     self.config.num_classes, **self.config.network_kwargs)
-        state = load_safe(self.run_dir / weights, map_location="cpu")
+        self.config = load_run_config(self.run_dir)
+        self.output = "image" if isinstance(self.config, SynthConfig) else "probabilities"
+        self.device = resolve_device(device)
+        self.network = build_run_network(self.config)
+        path = self.run_dir / weights
+        if not path.exists():
+            raise InputError("weights not found; has training finished an epoch in this run?", path)
+        state = load_safe(path, map_location="cpu")
         try:
             self.network.load_state_dict(state)
         except (RuntimeError, TypeError, AttributeError) as exc:
             raise InputError(f"weights do not match the network in config.json ({str(exc).splitlines()[0]})",
-                             self.run_dir / weights) from None
+                             path) from None
         self.network.to(self.device).eval()
         self.tta, self.largest_component = tta, largest_component
-        self.batch_size = batch_size or max(self.config.batch_size, 1)
+        self.batch_size = batch_size or inference_batch_size(self.config.dim, self.config.batch_size)
+
+    def require(self, output: str) -> Predictor:
+        """Self, or InputError naming config.json when the run's network gives the other kind of output."""
+        if self.output != output:
+            command = "`versaseg synth train`" if output == "image" else "`versaseg train`"
+            raise InputError(f"this is not a {command} run (its network outputs {self.output})",
+                             self.run_dir / "config.json")
+        return self
+
+    def run(self, image: np.ndarray) -> torch.Tensor:
+        """The network on one preprocessed volume: (C, X, Y, Z) float32, canonical -> (K, X, Y, Z) on the CPU."""
+        fill = FILL if self.output == "image" else 0.0
+        return predict_volume(self.network, torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
+                              self.config.dim, self.config.axis, self.config.patch_size, self.batch_size, self.tta,
+                              self.device, output=self.output, fill=fill)
+
+    def synthesize_canonical(self, source: np.ndarray) -> np.ndarray:
+        """Source channel (X, Y, Z) in canonical orientation, scanner units -> synthetic target, target units.
+
+        The source is scaled with its own percentiles; the generator's output is mapped onto the run's
+        ``target_range``. Returns float32 (X, Y, Z).
+        """
+        config = self.require("image").config
+        scaled = scale_to_unit(source, *intensity_range(source, config.percentiles))
+        return unit_to_range(self.run(scaled[None])[0].numpy(), *config.target_range)
 
     def predict_case(self, case: Case, keep_probabilities: bool = False) -> Prediction:
         """Predict one loaded case; outputs are mapped back to the case's original orientation."""
-        image = torch.from_numpy(normalize(case.image, self.config.normalization))
-        probs = predict_probabilities(self.network, image, self.config.dim, self.config.axis, self.config.patch_size,
-                                      self.batch_size, self.tta, self.device)
+        self.require("probabilities")
+        probs = self.run(normalize(case.image, self.config.normalization))
         labels = probs.argmax(0).numpy().astype(np.int16)
         if self.largest_component:
             labels = keep_largest_component(labels, range(1, self.config.num_classes))
@@ -75,6 +117,7 @@ class Predictor:
         """
         from versaseg.io.segmentation import SEG_ENDING, default_segments
 
+        self.require("probabilities")
         names = {value: name for name, value in self.config.labels.items()}
         segments = default_segments([v for v in names if v != self.config.labels.get("ignore")], names)
         out_dir = Path(out_dir)

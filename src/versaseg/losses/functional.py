@@ -121,3 +121,14 @@ def boundary_term(probs: torch.Tensor, distance: torch.Tensor, mask: torch.Tenso
     probs, distance = probs[:, 1:], distance[:, 1:]
     total = (probs * distance * mask).sum()
     return total / (mask.sum() * probs.shape[1]).clamp_min(_EPS)
+
+
+def adversarial_loss(logits: torch.Tensor, real: bool, kind: str) -> torch.Tensor:
+    """GAN loss on patch logits: ``bce`` (pix2pix's: binary cross-entropy with logits) or ``lsgan`` (least squares
+    on the raw logits, as in the pix2pix/CycleGAN code's ``--gan_mode lsgan``); targets 1 (real) or 0 (fake)."""
+    target = torch.full_like(logits, 1.0 if real else 0.0)
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(logits, target)
+    if kind == "lsgan":
+        return F.mse_loss(logits, target)
+    raise ValueError(f"unknown adversarial loss {kind!r}")

@@ -347,8 +347,8 @@ def train_cascade(dataset_root: str | Path, out: str | Path, stage1: TrainConfig
     go to the same side). Raises :class:`InputError` for bad settings, a bad dataset or an occupied ``out``.
     """
     from versaseg.networks.registry import build_network
+    from versaseg.tasks.training import train as run_training
     from versaseg.training.run import split_cases
-    from versaseg.training.run import train as run_training
 
     settings = settings or CascadeSettings()
     settings.validate()
@@ -561,7 +561,7 @@ def predict_cascade(run_dir: str | Path, inputs: Sequence[str | Path], out_dir: 
                     show_progress: bool = True) -> list[Path]:
     """Predict image files / folders / a dataset (its imagesTs) with a cascade run; see :class:`CascadePredictor`."""
     from versaseg.inference.predictor import collect_inputs
-    from versaseg.training.distributed import resolve_device
+    from versaseg.io.run_dir import resolve_device
 
     predictor = CascadePredictor(run_dir, device=resolve_device(device), roi=roi, margin_mm=margin_mm,
                                  batch_size=batch_size, tta=tta)

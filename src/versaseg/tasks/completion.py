@@ -29,7 +29,7 @@ volume:
 
 It composes the library's stages: :func:`versaseg.data.case.load_case` (checks, canonical orientation),
 normalisation, :mod:`versaseg.training.voxel` (or :class:`versaseg.training.trainer.Trainer` and
-:func:`versaseg.inference.window.predict_probabilities` for ``model="cnn"``).
+:func:`versaseg.inference.window.predict_volume` for ``model="cnn"``).
 """
 
 from __future__ import annotations

@@ -13,9 +13,7 @@ Both wrap their network in :class:`PriorResidualNetwork`, so an untrained model 
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,12 +21,11 @@ from scipy import ndimage
 
 from versaseg.data.augment import build_augmentation
 from versaseg.data.sampling import TrainingVolume
-from versaseg.inference.window import predict_probabilities
+from versaseg.inference.window import predict_volume
 from versaseg.networks.registry import build_network
 from versaseg.training.config import TrainConfig
-from versaseg.training.distributed import DistInfo
 from versaseg.training.run import default_patch_size
-from versaseg.training.trainer import Trainer
+from versaseg.training.steps import segmentation_trainer
 from versaseg.training.voxel import fit_voxels, predict_voxels, voxel_mlp
 
 MODELS = ("voxel", "cnn")
@@ -118,17 +115,16 @@ class SliceNetworkModel:
                              ignore_label=self.num_classes)
         volume = TrainingVolume.from_arrays("case", self.image, train_label, self.num_classes,
                                             np.random.default_rng(self.seed))
-        with tempfile.TemporaryDirectory(prefix="versaseg-complete-") as run_dir:
-            trainer = Trainer(config, network, [volume], [], Path(run_dir), torch.device(s.device), DistInfo(),
-                              augment=build_augmentation(s.augmentation, 2), persist=False)
-            trainer.fit()
+        trainer = segmentation_trainer(config, network, [volume], torch.device(s.device),
+                                       build_augmentation(s.augmentation, 2))
+        trainer.fit()
         self.network = trainer.network
 
     def predict(self, image: np.ndarray) -> torch.Tensor:
         """image: (C + K - 1, T, H, W) -> probabilities (K, T, H, W)."""
-        return predict_probabilities(self.network, torch.from_numpy(np.ascontiguousarray(image)), "2d", 0,
-                                     self.patch_size, batch_size=self.settings.batch_size,
-                                     device=torch.device(self.settings.device))
+        return predict_volume(self.network, torch.from_numpy(np.ascontiguousarray(image)), "2d", 0,
+                              self.patch_size, batch_size=self.settings.batch_size,
+                              device=torch.device(self.settings.device))
 
 
 def prior_channels(distances: np.ndarray, settings: CompletionSettings) -> np.ndarray:

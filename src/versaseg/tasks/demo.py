@@ -44,9 +44,9 @@ def run_demo(out: str | Path, epochs: int = 30, iterations: int = 25, cases: int
     from versaseg.inference.predictor import Predictor
     from versaseg.io.dataset import load_dataset
     from versaseg.io.image import read_volume
+    from versaseg.io.run_dir import resolve_device
+    from versaseg.tasks.training import train
     from versaseg.training.config import TrainConfig
-    from versaseg.training.distributed import resolve_device
-    from versaseg.training.run import train
     from versaseg.viz.overlays import overlay_mosaic
     from versaseg.viz.report import write_html_report
 
@@ -144,8 +144,8 @@ def run_demo(out: str | Path, epochs: int = 30, iterations: int = 25, cases: int
 
 def _explain_first_case(out: Path, files, data: Path, device: str) -> list[Path]:
     """``versaseg explain`` of the demo run on one test case; the report's figures (paths relative to ``out``)."""
+    from versaseg.io.run_dir import resolve_device
     from versaseg.tasks.explain import ExplainSettings, explain
-    from versaseg.training.distributed import resolve_device
 
     label = files.label or data / "labelsTs" / f"{files.case_id}.nii.gz"
     explain(out / "run", files.images, out / "explain", label=label,
@@ -170,9 +170,9 @@ def _cascade_basal_ganglia(folder: Path, cases: int, test_cases: int, seed: int,
     from versaseg.data.synthetic.dataset import write_synth_dataset
     from versaseg.evaluation.evaluate import evaluate_paths
     from versaseg.io.dataset import load_dataset
+    from versaseg.io.run_dir import resolve_device
     from versaseg.tasks.cascade import CascadePredictor, CascadeSettings, train_cascade
     from versaseg.training.config import TrainConfig
-    from versaseg.training.distributed import resolve_device
 
     data = write_synth_dataset(folder / "data", cases=cases, test_cases=test_cases, seed=seed, spacing=spacing,
                                label_set="basal-ganglia")

@@ -169,14 +169,14 @@ def _plane(cropped: np.ndarray, view: _View) -> np.ndarray:
 def _build_view(image: np.ndarray, config, network, axis: int, index: int, foreground: np.ndarray) -> _View:
     """The network input for slice ``index`` of normalised ``image (C, X, Y, Z)`` along ``axis``."""
     from versaseg.data.sampling import crop, patch_start
-    from versaseg.inference.window import _pad_to_multiple
+    from versaseg.inference.window import pad_to_multiple
 
     divisor = int(getattr(network, "required_divisor", 1))
     other = [a for a in range(3) if a != axis]
     if config.spatial_dims == 2:
         plane = np.take(image, index, axis=axis + 1)  # (C, A, B)
         # padded (centred) exactly as the predictor pads a slice, so the maps are those of a real prediction
-        x, inside = _pad_to_multiple(torch.from_numpy(np.ascontiguousarray(plane))[None], divisor,
+        x, inside = pad_to_multiple(torch.from_numpy(np.ascontiguousarray(plane))[None], divisor,
                                      config.patch_size or ())
         valid = [(c.start, c.stop) for c in inside]
         box = tuple(slice(0, c.stop - c.start) for c in inside)
@@ -194,7 +194,7 @@ def _build_view(image: np.ndarray, config, network, axis: int, index: int, foreg
     size = list(config.patch_size) if config.patch_size else [-(-s // divisor) * divisor for s in spatial]
     start = patch_start(centre, size, spatial)
     window = crop(image, start, size, 0.0)
-    x, _ = _pad_to_multiple(torch.from_numpy(window)[None], divisor)
+    x, _ = pad_to_multiple(torch.from_numpy(window)[None], divisor)
     valid = [(max(0, -s), min(n, sp - s)) for s, n, sp in zip(start, size, spatial, strict=True)]
     local = index - start[axis]
     plane = np.take(window[0], local, axis=axis)
@@ -249,17 +249,14 @@ def _choose_slice(prediction: np.ndarray, axis: int, classes: list[int], request
 
 def _scene(predictor, case, classes: list[int], requested_slice: int | None, image_path: Path) -> tuple[_Scene, int]:
     from versaseg.data.normalization import normalize
-    from versaseg.inference.window import predict_probabilities
 
     network, config = predictor.network, predictor.config
     image = normalize(case.image, config.normalization)
 
-    def predict_volume() -> np.ndarray:  # as `versaseg predict` computes it (without TTA)
-        probs = predict_probabilities(network, torch.from_numpy(image), config.dim, config.axis, config.patch_size,
-                                      predictor.batch_size, False, predictor.device)
-        return probs.argmax(0).numpy()
+    def predict_labels() -> np.ndarray:  # as `versaseg predict` computes it (the predictor is made without TTA)
+        return predictor.run(image).argmax(0).numpy()
 
-    prediction = predict_volume()
+    prediction = predict_labels()
     axis = config.axis
     index = _choose_slice(prediction, axis, classes, requested_slice, image_path)
     foreground = np.isin(prediction, classes) if classes else prediction > 0
@@ -271,7 +268,7 @@ def _scene(predictor, case, classes: list[int], requested_slice: int | None, ima
 
     scene = _Scene(network, config, view, view.x.to(predictor.device), plane(case.image[0]), plane(prediction),
                    None if case.label is None else plane(case.label), case.spacing[other[1]] / case.spacing[other[0]],
-                   config.class_names, predict_volume, case.label)
+                   config.class_names, predict_labels, case.label)
     return scene, index
 
 
@@ -328,8 +325,8 @@ def _write_layers(scene: _Scene, layers: Sequence[vx.Layer], max_channels: int, 
 def _write_timeline(scene: _Scene, run_dir: Path, snapshots: list[tuple[int, Path]], layer: vx.Layer,
                     cam: vx.GradCam, cam_class: int | None, channels: int, folder: Path, show_progress: bool) -> list:
     """Replay the saved epochs on the slice (the network gets its final weights back afterwards)."""
+    from versaseg.io.run_dir import load_safe
     from versaseg.progress import progress
-    from versaseg.training.checkpoint import load_safe
 
     if not snapshots:
         return ["This run has no intermediate checkpoints; train with `versaseg train ... --save-every N` to see how "

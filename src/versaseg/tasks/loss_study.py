@@ -133,8 +133,8 @@ def _train_and_evaluate(dataset: Path, run_dir: Path, loss: str, train_ids: list
     from versaseg.data.case import load_case
     from versaseg.evaluation.metrics import case_metrics
     from versaseg.inference.predictor import Predictor
+    from versaseg.tasks.training import train
     from versaseg.training.config import TrainConfig
-    from versaseg.training.run import train
 
     config = TrainConfig(network=settings.network, network_kwargs=dict(settings.network_kwargs), dim=settings.dim,
                          axis=settings.axis, epochs=settings.epochs, iterations_per_epoch=settings.iterations,

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+
+from versaseg.errors import InputError
+from versaseg.io.run_dir import check_run_dir, resolve_device
 
 
 @dataclass
@@ -21,19 +27,6 @@ class DistInfo:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """'auto' -> cuda when available, else cpu."""
-    from versaseg.errors import InputError
-
-    if name not in ("auto", "cpu", "cuda"):
-        raise InputError(f"unknown --device '{name}'; valid: auto, cpu, cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda requested but no CUDA device is available")
-    if name == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", local_rank % torch.cuda.device_count())
 
 
 def init_distributed(device: torch.device) -> DistInfo:
@@ -72,3 +65,26 @@ def cleanup(info: DistInfo) -> None:
 
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+@contextmanager
+def distributed_run(run_dir: str | Path, resume: bool, overwrite: bool,
+                    device: str | torch.device) -> Iterator[tuple[torch.device, DistInfo]]:
+    """The frame of a training command: resolve ``--device`` (per local rank), join torchrun's process group, have
+    rank 0 check the run directory (every rank stops with InputError when it is refused), and leave the group at
+    the end. Yields (device, DistInfo). Nothing is written; the run calls ``prepare_run_dir`` when its input is
+    checked."""
+    torch_device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    info = init_distributed(torch_device)
+    try:
+        if info.is_main:
+            try:
+                check_run_dir(run_dir, resume, overwrite)
+            except InputError:
+                broadcast_flag(False, info)
+                raise
+        if not broadcast_flag(True, info):
+            raise InputError("rank 0 rejected the run directory", run_dir)
+        yield torch_device, info
+    finally:
+        cleanup(info)

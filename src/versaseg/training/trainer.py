@@ -1,4 +1,10 @@
-"""The training loop: sample -> forward -> masked loss -> step; validate; checkpoint atomically every epoch.
+"""The training loop every run shares: sample -> step -> schedule; validate; log; checkpoint atomically every epoch.
+
+What differs between kinds of runs is a step object (:mod:`versaseg.training.steps`: the losses and optimiser updates
+of one batch) and an optional validator (a callable returning the validation scores, e.g.
+:mod:`versaseg.evaluation.validation`). The loop owns seeding, resume, DistributedDataParallel, the learning-rate
+schedule, validation every ``val_every`` epochs, metrics.csv/curves.png, checkpoint.pt, model.pt and the
+``save_every`` snapshots.
 
 Randomness is re-seeded at the start of every epoch from (seed, epoch, rank), so a run resumed from the checkpoint
 of epoch e replays epoch e+1 exactly as an uninterrupted run would.
@@ -6,86 +12,108 @@ of epoch e replays epoch e+1 exactly as an uninterrupted run would.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from versaseg.data.sampling import PatchSampler, TrainingVolume
-from versaseg.inference.window import predict_probabilities
-from versaseg.losses.registry import build_loss
+from versaseg.errors import InputError
+from versaseg.io.run_dir import load_safe, save_atomic
 from versaseg.progress import bar_enabled
-from versaseg.training.checkpoint import load_safe, save_atomic, save_snapshot
-from versaseg.training.config import TrainConfig
+from versaseg.training.checkpoint import save_snapshot
+from versaseg.training.config import RunConfig
 from versaseg.training.distributed import DistInfo, barrier
 from versaseg.training.history import EpochLogger
+
+Validator = Callable[[], dict]
+EpochHook = Callable[[int, dict], None]
 
 
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
 
 
-def poly_lr(epochs: int):
-    """nnU-Net's polynomial decay factor per epoch."""
-    return lambda epoch: (1 - min(epoch, epochs - 1) / epochs) ** 0.9
-
-
-def validation_dice(probs: torch.Tensor, label: np.ndarray, ignore_label: int | None) -> np.ndarray:
-    """Dice per foreground class over annotated voxels. probs: (K, X, Y, Z); label: (X, Y, Z). Returns (K-1,)."""
-    from versaseg.evaluation.metrics import dice
-
-    pred = probs.argmax(0).numpy()
-    annotated = np.ones(label.shape, bool) if ignore_label is None else label != ignore_label
-    return np.array([dice((pred == k) & annotated, (label == k) & annotated) for k in range(1, probs.shape[0])])
+def schedule_factor(name: str, epochs: int) -> Callable[[int], float]:
+    """The learning-rate factor per epoch (0-based). ``poly``: nnU-Net's (1 - e/E)^0.9; ``linear``: pix2pix's,
+    1 for the first ceil(E/2) epochs, then linearly down towards 0; ``constant``: 1."""
+    if name == "poly":
+        return lambda epoch: (1 - min(epoch, epochs - 1) / epochs) ** 0.9
+    if name == "linear":
+        constant = math.ceil(epochs / 2)
+        return lambda epoch: 1.0 - max(0, epoch + 1 - constant) / (epochs - constant + 1)
+    if name == "constant":
+        return lambda epoch: 1.0
+    raise ValueError(f"unknown schedule {name!r}")
 
 
 class Trainer:
-    """Trains ``network`` on in-memory volumes as ``config`` says; writes the run directory on rank 0."""
+    """Runs ``step`` on batches from ``sampler`` for ``config.epochs`` x ``config.iterations_per_epoch``.
 
-    def __init__(self, config: TrainConfig, network: torch.nn.Module, train_volumes: Sequence[TrainingVolume],
-                 val_volumes: Sequence[TrainingVolume], run_dir: Path, device: torch.device, dist: DistInfo,
-                 augment=None, persist: bool = True):
-        """``persist=False`` (for tasks that train internal models): no progress bar and no run-directory files."""
-        self.config, self.run_dir, self.device, self.dist = config, Path(run_dir), device, dist
-        self.persist = persist
-        self.network = network.to(device)
-        self.model = self.network
-        if dist.enabled:
-            self.model = torch.nn.parallel.DistributedDataParallel(
-                self.network, device_ids=[device.index] if device.type == "cuda" else None)
-        self.val_volumes = list(val_volumes)
-        self.loss_fn = build_loss(config.loss, config.num_classes, config.loss_kwargs)
-        self.needs_distance = self.loss_fn.needs_distance
-        if self.needs_distance:  # once per volume, before training; no cost for the other losses
-            plane_axis = config.axis if config.spatial_dims == 2 else None
-            for volume in train_volumes:
-                volume.ensure_distance(config.num_classes, plane_axis)
-        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=config.learning_rate,
-                                           weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, poly_lr(config.epochs))
-        self.sampler = PatchSampler(train_volumes, config.spatial_dims, config.axis, config.patch_size,
-                                    config.batch_size, config.foreground_fraction, config.ignore_label, config.seed,
-                                    rank=dist.rank, augment=augment, distance=self.needs_distance)
+    sampler: an iterable dataset of batch dicts (tensors) with ``set_epoch(epoch)``. ``validator()`` is called on
+    rank 0 after every ``config.val_every``-th epoch and after the last; its scores join the epoch's row. With a
+    ``run_dir`` rank 0 writes the run there (metrics.csv, curves.png, checkpoint.pt, model.pt = the step's first
+    network, snapshots) and calls every ``hooks(epoch, row)`` after each epoch; without one nothing is written and no
+    progress bar is drawn (for tasks that train internal models).
+    """
+
+    def __init__(self, config: RunConfig, step, sampler, device: torch.device, dist: DistInfo | None = None,
+                 run_dir: str | Path | None = None, validator: Validator | None = None,
+                 hooks: Sequence[EpochHook] = ()):
+        self.config, self.step, self.sampler, self.device = config, step, sampler, device
+        self.dist = dist or DistInfo()
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.validator, self.hooks = validator, list(hooks)
+        self.networks: dict[str, torch.nn.Module] = {n: net.to(device) for n, net in step.networks.items()}
+        self.models = dict(self.networks)
+        if self.dist.enabled:
+            self.models = {name: torch.nn.parallel.DistributedDataParallel(
+                net, device_ids=[device.index] if device.type == "cuda" else None)
+                for name, net in self.networks.items()}
+        self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, schedule_factor(config.schedule,
+                                                                                         config.epochs))
+                           for name, opt in step.optimizers.items()}
         self.history: list[dict] = []
         self.start_epoch = 0
 
+    @property
+    def network(self) -> torch.nn.Module:
+        """The network a run exports (model.pt): the step's first."""
+        return next(iter(self.networks.values()))
+
     # -- checkpointing -------------------------------------------------------------------------------------------
     def state(self, epoch: int) -> dict:
-        return {"model": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "epoch": epoch, "history": self.history}
+        state = {name: net.state_dict() for name, net in self.networks.items()}
+        state.update({name: opt.state_dict() for name, opt in self.step.optimizers.items()})
+        state.update(schedulers={name: s.state_dict() for name, s in self.schedulers.items()}, epoch=epoch,
+                     history=self.history)
+        return state
 
     def resume(self) -> None:
-        """Continue after the last completed epoch of ``run_dir/checkpoint.pt``."""
-        checkpoint = load_safe(self.run_dir / "checkpoint.pt", map_location=self.device)
-        self.network.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
-        self.scheduler.lr_lambdas[0] = poly_lr(self.config.epochs)
-        self.history = list(checkpoint["history"])
-        self.start_epoch = int(checkpoint["epoch"]) + 1
+        """Continue after the last completed epoch of ``run_dir/checkpoint.pt`` (``config.epochs`` may have grown)."""
+        path = self.run_dir / "checkpoint.pt"
+        checkpoint = load_safe(path, map_location=self.device)
+        try:
+            for name, net in self.networks.items():
+                net.load_state_dict(checkpoint[name])
+            for name, opt in self.step.optimizers.items():
+                opt.load_state_dict(checkpoint[name])
+            self.history = list(checkpoint["history"])
+            self.start_epoch = int(checkpoint["epoch"]) + 1
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise InputError(f"checkpoint does not match the run's config ({str(exc).splitlines()[0]})",
+                             path) from None
+        saved = checkpoint.get("schedulers", {})
+        factor = schedule_factor(self.config.schedule, self.config.epochs)
+        for name, scheduler in self.schedulers.items():
+            if name in saved:
+                scheduler.load_state_dict(saved[name])
+            scheduler.lr_lambdas = [factor]  # the schedule follows the (possibly grown) epoch count
+            scheduler.last_epoch = self.start_epoch - 1
+            scheduler.step()
 
     def save(self, epoch: int) -> None:
         save_atomic(self.state(epoch), self.run_dir / "checkpoint.pt")
@@ -97,22 +125,26 @@ class Trainer:
     # -- loop ----------------------------------------------------------------------------------------------------
     def fit(self) -> list[dict]:
         config = self.config
-        write = self.dist.is_main and self.persist
+        write = self.dist.is_main and self.run_dir is not None
         logger = EpochLogger(self.run_dir, config.tensorboard) if write else None
-        total = config.epochs * config.iterations_per_epoch
-        bar = tqdm(total=total, initial=self.start_epoch * config.iterations_per_epoch, unit="it",
-                   desc="train", disable=not bar_enabled(write), dynamic_ncols=True)
+        bar = tqdm(total=config.epochs * config.iterations_per_epoch,
+                   initial=self.start_epoch * config.iterations_per_epoch, unit="it", desc="train",
+                   disable=not bar_enabled(write), dynamic_ncols=True)
         try:
             for epoch in range(self.start_epoch, config.epochs):
                 row = self.train_epoch(epoch, bar)
-                if self.val_volumes and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
-                    if self.dist.is_main:
-                        row.update(self.validate())
+                due = (epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs
+                if self.validator is not None and due and self.dist.is_main:
+                    started = time.perf_counter()
+                    row.update(self.validator())
+                    row["val_seconds"] = time.perf_counter() - started
                 self.history.append(row)
                 if write:
+                    for hook in self.hooks:
+                        hook(epoch, row)
                     self.save(epoch)
                     logger.log(self.history)
-                    bar.write(_format_row(row))
+                    bar.write(format_row(row))
                 barrier(self.dist)
         finally:
             bar.close()
@@ -121,52 +153,44 @@ class Trainer:
         return self.history
 
     def train_epoch(self, epoch: int, bar: tqdm) -> dict:
+        """One epoch: ``iterations_per_epoch`` steps, then one schedule step. Returns the epoch's row: the step's
+        mean losses, the learning rate used, seconds and samples/s."""
         config = self.config
         torch.manual_seed(epoch_seed(config.seed, epoch, self.dist.rank))
         self.sampler.set_epoch(epoch)
         loader = torch.utils.data.DataLoader(self.sampler, batch_size=None, num_workers=config.num_workers)
-        self.model.train()
-        started, losses = time.perf_counter(), []
+        for model in self.models.values():
+            model.train()
+        started, sums, recent = time.perf_counter(), {}, []
         for _, batch in zip(range(config.iterations_per_epoch), loader, strict=False):
-            image = batch["image"].to(self.device, non_blocking=True)
-            label = batch["label"].to(self.device, non_blocking=True)
-            mask = batch["mask"].to(self.device, non_blocking=True)
-            if self.needs_distance:
-                distance = batch["distance"].to(self.device, non_blocking=True)
-                loss = self.loss_fn(self.model(image), label, mask, distance)
-            else:
-                loss = self.loss_fn(self.model(image), label, mask)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12.0)
-            self.optimizer.step()
-            losses.append(loss.item())
+            batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
+            losses = self.step(batch, self.models)
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0.0) + value
+            first = next(iter(losses))
+            recent = (recent + [losses[first]])[-20:]
             bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses[-20:]):.4f}")
-        lr = self.optimizer.param_groups[0]["lr"]
-        self.scheduler.step()
+            bar.set_postfix({"epoch": epoch + 1, first: f"{np.mean(recent):.4f}"})
+        lr = next(iter(self.step.optimizers.values())).param_groups[0]["lr"]
+        for scheduler in self.schedulers.values():
+            scheduler.step()
         seconds = time.perf_counter() - started
         samples = config.iterations_per_epoch * config.batch_size * self.dist.world_size
-        return {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "lr": lr, "seconds": seconds,
-                "samples_per_s": samples / seconds}
-
-    def validate(self) -> dict:
-        config = self.config
-        scores = []
-        for volume in self.val_volumes:
-            probs = predict_probabilities(self.network, torch.from_numpy(volume.image), config.dim, config.axis,
-                                          config.patch_size, batch_size=max(config.batch_size, 1),
-                                          device=self.device)
-            scores.append(validation_dice(probs, volume.label, config.ignore_label))
-        per_class = np.nanmean(np.stack(scores), axis=0)
-        row = {"val_dice_mean": float(np.nanmean(per_class))}
-        row.update({f"val_dice_{name}": float(v) for name, v in zip(config.class_names[1:], per_class, strict=True)})
+        row = {"epoch": epoch + 1}
+        row.update({key: total / config.iterations_per_epoch for key, total in sums.items()})
+        row.update(lr=lr, seconds=seconds, samples_per_s=samples / seconds)
         return row
 
 
-def _format_row(row: dict) -> str:
-    parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
-    if "val_dice_mean" in row:
-        parts.append(f"val Dice {row['val_dice_mean']:.3f}")
+def format_row(row: dict) -> str:
+    """One log line per epoch: the losses, the validation scores, the speed."""
+    skip = {"epoch", "lr", "seconds", "samples_per_s", "val_seconds"}
+    losses = [f"{key} {value:.4f}" for key, value in row.items()
+              if key not in skip and not key.startswith("val_") and isinstance(value, float)]
+    scores = [f"{key[4:]} {value:.4f}" for key, value in row.items()
+              if key.startswith("val_") and key != "val_seconds" and "_dice_" not in key]
+    parts = [f"epoch {row['epoch']}", *losses]
+    if scores:
+        parts.append("val " + " ".join(scores))
     parts.append(f"{row['samples_per_s']:.1f} samples/s")
     return " | ".join(parts)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from versaseg.synthesis.metrics import image_quality, ssim_map
+from versaseg.evaluation.image_quality import image_quality, ssim_map
 
 
 def _smooth_image(shape=(40, 48), seed=0) -> np.ndarray:

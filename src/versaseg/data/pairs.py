@@ -7,7 +7,7 @@ the target's typical range stored in the run (:func:`unit_to_range`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,22 +125,38 @@ def load_pair(files: CaseFiles, source_index: int, target_index: int, percentile
                         mask, coords, source_range, target_range)
 
 
-class PairSampler:
-    """Random training batches of (source, target) pairs: 2D slices perpendicular to ``axis`` or 3D patches.
+class PairSampler(torch.utils.data.IterableDataset):
+    """Yields random training batches of (source, target) pairs forever: dicts of source, target (B, 1, *patch)
+    float32, as 2D slices perpendicular to ``axis`` or 3D patches.
 
     Each sample is centred (with a random jitter of up to a quarter patch) on a random brain-mask voxel of a random
     case, so 2D slices are drawn in proportion to their brain area. Patches larger than the image are padded with
-    :data:`FILL` (the darkest value). ``batch(rng)`` returns source, target tensors (B, 1, *patch) float32.
+    :data:`FILL` (the darkest value). Randomness comes from ``seed``; call :meth:`set_epoch` so each epoch (and each
+    DDP rank and loader worker) draws its own reproducible stream.
     """
 
     def __init__(self, volumes: Sequence[PairedVolume], dim: str, axis: int, patch_size: Sequence[int],
-                 batch_size: int):
+                 batch_size: int, seed: int = 0, rank: int = 0):
+        super().__init__()
         self.volumes = list(volumes)
         self.dim, self.axis = dim, axis
         self.patch_size = tuple(int(p) for p in patch_size)
         self.batch_size = batch_size
+        self.seed, self.rank, self.epoch = seed, rank, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, 0 if info is None else info.id])
+        while True:
+            samples = [self.sample(rng) for _ in range(self.batch_size)]
+            yield {"source": torch.from_numpy(np.stack([s for s, _ in samples])),
+                   "target": torch.from_numpy(np.stack([t for _, t in samples]))}
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One (source, target) pair, each (1, *patch) float32."""
         volume = self.volumes[rng.integers(len(self.volumes))]
         centre = volume.coords[rng.integers(len(volume.coords))]
         stack = np.stack([volume.source, volume.target])  # (2, X, Y, Z)
@@ -152,9 +168,3 @@ class PairSampler:
         start = patch_start(centre + jitter, self.patch_size, stack.shape[1:])
         patch = crop(stack, start, self.patch_size, FILL)
         return patch[0:1], patch[1:2]
-
-    def batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        samples = [self.sample(rng) for _ in range(self.batch_size)]
-        source = torch.from_numpy(np.stack([s for s, _ in samples]))
-        target = torch.from_numpy(np.stack([t for _, t in samples]))
-        return source, target

@@ -7,7 +7,11 @@ function of the source, so a small generator learns T1 -> TOF within a few dozen
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -17,17 +21,19 @@ import torch
 from typer.testing import CliRunner
 
 from versaseg.cli.main import app
+from versaseg.data.pairs import load_pair
 from versaseg.data.synthetic.dataset import write_synth_dataset
 from versaseg.errors import InputError
-from versaseg.synthesis.apply import load_synthesizer, synthesize
-from versaseg.synthesis.config import SynthConfig
-from versaseg.synthesis.data import load_pair
-from versaseg.synthesis.inference import synthesize_scaled
-from versaseg.synthesis.metrics import image_quality
-from versaseg.synthesis.networks import build_generator
-from versaseg.synthesis.train import train_synthesis
+from versaseg.evaluation.image_quality import image_quality
+from versaseg.evaluation.validation import synthesize_scaled
+from versaseg.inference.predictor import Predictor
+from versaseg.networks.pix2pix import build_generator
+from versaseg.tasks.synthesis import synthesize, train_synthesis
+from versaseg.training.checkpoint import list_snapshots
+from versaseg.training.config import SynthConfig
 
 RUNNER = CliRunner()
+PROGRESS_LINE = re.compile(r"[\w ]+ \d+(/\d+)? \w+ \(\d+ s\)")
 SMALL = dict(network_kwargs={"depth": 3, "base_width": 8}, disc_channels=8, batch_size=4, learning_rate=1e-3)
 
 
@@ -36,9 +42,10 @@ def _cli(*args):
 
 
 def _error_line(result) -> str:
-    # what a terminal shows: the text after the last carriage return of each line (progress bars clear themselves)
+    # what a terminal shows: the text after the last carriage return of each line (progress bars clear themselves);
+    # off a terminal the progress lines of finished steps ("synthesize 2/4 case (0 s)") may precede the error
     lines = [ln.split("\r")[-1] for ln in result.output.split("\n")]
-    lines = [ln for ln in lines if ln.strip()]
+    lines = [ln for ln in lines if ln.strip() and not PROGRESS_LINE.fullmatch(ln)]
     assert result.exit_code == 2, result.output
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     return lines[0]
@@ -68,11 +75,11 @@ def run(root, toy) -> dict:
     out = root / "run"
     config = SynthConfig(source="T1", target="TOF", epochs=1, iterations_per_epoch=15, sample_every=1, seed=0,
                          **SMALL)
-    train_synthesis(config, toy, out, device="cpu", progress=False)
+    train_synthesis(config, toy, out, device="cpu", show_progress=False)
     first = {"metrics": (out / "metrics.csv").read_text(), "epoch": torch.load(out / "checkpoint.pt",
                                                                                 weights_only=True)["epoch"]}
     train_synthesis(SynthConfig(source="T1", target="TOF", epochs=2), toy, out, resume=True, device="cpu",
-                    progress=False)
+                    show_progress=False)
     return {"dir": out, "first": first}
 
 
@@ -86,7 +93,8 @@ def test_training_learns_the_toy_mapping_and_writes_the_run(run, toy):
     run_dir = run["dir"]
     rows = _rows(run_dir)
     assert [r["epoch"] for r in rows] == [1, 2]
-    expected = ["epoch", "g_adv", "g_l1", "d_loss", "val_mae", "val_psnr", "val_ssim", "seconds"]
+    expected = ["epoch", "g_adv", "g_l1", "d_loss", "lr", "seconds", "samples_per_s", "val_mae", "val_psnr",
+                "val_ssim", "val_seconds"]
     assert list(rows[0]) == expected
     assert all(np.isfinite(v) for r in rows for v in r.values())
     assert (run_dir / "samples" / "epoch_001.png").stat().st_size > 0
@@ -101,14 +109,14 @@ def test_training_learns_the_toy_mapping_and_writes_the_run(run, toy):
     files = {f.case_id: f for f in load_dataset(toy).training_cases()}[config.val_cases[0]]
     pair = load_pair(files, 0, 2, config.percentiles, None, None)
     torch.manual_seed(config.seed)
-    untrained = build_generator(config)
-    before = image_quality(synthesize_scaled(untrained, pair.source, "2d", 2, config.patch_size), pair.target,
-                           pair.mask, 2.0, ssim_axis=2, fill=-1.0)
+    untrained = build_generator(config.network, 2, config.network_kwargs)
+    before = image_quality(synthesize_scaled(untrained, pair.source, config), pair.target, pair.mask, 2.0,
+                           ssim_axis=2, fill=-1.0)
     assert rows[-1]["val_mae"] < 0.5 * before["mae"]
     assert rows[-1]["val_psnr"] > before["psnr"] + 3
-    trained = load_synthesizer(run_dir)
-    after = image_quality(synthesize_scaled(trained.generator, pair.source, "2d", 2, config.patch_size),
-                          pair.target, pair.mask, 2.0, ssim_axis=2, fill=-1.0)
+    trained = Predictor(run_dir).require("image")
+    after = image_quality(synthesize_scaled(trained.network, pair.source, config), pair.target, pair.mask, 2.0,
+                          ssim_axis=2, fill=-1.0)
     assert after["mae"] == pytest.approx(rows[-1]["val_mae"], rel=1e-4)  # metrics.csv reports the saved model
 
 
@@ -120,7 +128,7 @@ def test_resume_continues_the_epoch_count_and_a_finished_run_trains_nothing(run,
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 1
     model = (run_dir / "model.pt").read_bytes()
     train_synthesis(SynthConfig(source="T1", target="TOF", epochs=2), toy, run_dir, resume=True, device="cpu",
-                    progress=False)
+                    show_progress=False)
     assert (run_dir / "metrics.csv").read_text() == metrics
     assert (run_dir / "model.pt").read_bytes() == model
 
@@ -128,7 +136,7 @@ def test_resume_continues_the_epoch_count_and_a_finished_run_trains_nothing(run,
 def test_an_existing_run_needs_resume_or_overwrite(run, toy):
     config = SynthConfig(source="T1", target="TOF", epochs=1, iterations_per_epoch=1, **SMALL)
     with pytest.raises(InputError, match="pass --resume to continue or --overwrite"):
-        train_synthesis(config, toy, run["dir"], device="cpu", progress=False)
+        train_synthesis(config, toy, run["dir"], device="cpu", show_progress=False)
     line = _error_line(_cli("synth", "train", toy, "--source", "T1", "--target", "TOF", "--out", run["dir"]))
     assert "--overwrite" in line
 
@@ -152,7 +160,7 @@ def test_geometry_mismatch_between_source_and_target_names_the_file(root, toy):
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj), affine), path)
     config = SynthConfig(source="T1", target="TOF", epochs=1, iterations_per_epoch=1, **SMALL)
     with pytest.raises(InputError, match="synth_001_0002.nii.gz.*geometry"):
-        train_synthesis(config, bad, root / "never2", device="cpu", progress=False)
+        train_synthesis(config, bad, root / "never2", device="cpu", show_progress=False)
     assert not (root / "never2").exists()
 
 
@@ -247,13 +255,89 @@ def test_3d_training_and_sliding_window_synthesis(root, toy):
     config = SynthConfig(source="T1", target="TOF", dim="3d", patch_size=[24, 24, 24], epochs=1,
                          iterations_per_epoch=2, batch_size=2, network_kwargs={"depth": 2, "base_width": 4},
                          disc_channels=4, sample_every=0)
-    train_synthesis(config, toy, out, device="cpu", progress=False)
+    train_synthesis(config, toy, out, device="cpu", show_progress=False)
     rows = _rows(out)
     assert len(rows) == 1 and np.isfinite(rows[0]["val_ssim"])
     assert not (out / "samples").exists()
     small = SynthConfig(source="T1", target="TOF", dim="3d", patch_size=[16, 16, 16], network_kwargs={"depth": 2})
     with pytest.raises(InputError, match="too small for the discriminator"):
-        train_synthesis(small, toy, root / "never3", device="cpu", progress=False)
+        train_synthesis(small, toy, root / "never3", device="cpu", show_progress=False)
     source = nib.load(toy / "imagesTs" / "synth_003_0000.nii.gz")
     result = synthesize(out, toy / "imagesTs" / "synth_003_0000.nii.gz")
     assert result.shape == source.shape and np.isfinite(result.array).all()
+
+
+# -- the shared training loop gives pix2pix what segmentation has: DDP, snapshots, val-every, schedules ---------------
+
+def test_ddp_two_cpu_processes_train_identical_generators(root, toy):
+    out = root / "ddp"
+    out.mkdir()
+    torchrun = Path(sys.executable).parent / "torchrun"
+    result = subprocess.run([str(torchrun), "--nproc-per-node", "2", "--master-port", str(29700 + os.getpid() % 1000),
+                             str(Path(__file__).resolve().parents[1] / "helpers" / "ddp_synth.py"), str(toy),
+                             str(out)], capture_output=True, text=True, encoding="utf-8", errors="replace",
+                            timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "world 2" in result.stdout
+    rank0, rank1 = (torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    for name in ("generator", "discriminator"):
+        assert rank0[name].keys() == rank1[name].keys()
+        # the weights agree; batch-norm running statistics are per-rank buffers (DDP broadcasts rank 0's, which
+        # model.pt keeps, before every forward)
+        weights = [k for k in rank0[name] if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+        assert len(weights) > 4 and all(torch.allclose(rank0[name][k], rank1[name][k]) for k in weights), name
+    exported = torch.load(out / "run" / "model.pt", weights_only=True)
+    assert all(torch.equal(exported[k], rank0["generator"][k]) for k in exported)  # rank 0 wrote the run
+    torch.manual_seed(3)
+    initial = build_generator("unet", 2, {"depth": 3, "base_width": 4}).state_dict()
+    assert any(not torch.equal(initial[k], exported[k]) for k in exported)  # the replicas really trained
+    assert len(_rows(out / "run")) == 2
+
+
+def test_val_every_save_every_schedule_and_grad_clip_from_the_cli(root, toy):
+    out = root / "loop"
+    result = _cli("synth", "train", toy, "--source", "T1", "--target", "TOF", "--out", out, "--epochs", "4",
+                  "--iterations", "2", "--batch-size", "2", "--network-kwargs", '{"depth": 2, "base_width": 4}',
+                  "--val-every", "3", "--save-every", "2", "--schedule", "linear", "--grad-clip", "1.0", "--lr",
+                  "1e-3", "--sample-every", "0", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    config = SynthConfig.load(out)
+    assert (config.val_every, config.save_every, config.schedule, config.grad_clip) == (3, 2, "linear", 1.0)
+    lines = (out / "metrics.csv").read_text().strip().splitlines()
+    header = lines[0].split(",")
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
+    # validation after epoch 3 (every 3rd) and after the last; empty cells elsewhere
+    assert [bool(r["val_mae"]) for r in rows] == [False, False, True, True]
+    # pix2pix's linear schedule over 4 epochs: constant for 2, then 2/3, 1/3 of the base rate
+    assert [float(r["lr"]) for r in rows] == pytest.approx([1e-3, 1e-3, 2e-3 / 3, 1e-3 / 3], rel=1e-4)
+    snapshots = list_snapshots(out)
+    assert [epoch for epoch, _ in snapshots] == [2, 4]
+    final = torch.load(out / "model.pt", weights_only=True)
+    last = torch.load(snapshots[-1][1], weights_only=True)
+    assert final.keys() == last.keys() and all(torch.equal(final[k], last[k]) for k in final)
+    first = torch.load(snapshots[0][1], weights_only=True)
+    assert any(not torch.equal(first[k], final[k]) for k in final)
+    # the snapshots are generators a predictor can load: explain's timeline reads them the same way
+    generator = build_generator(config.network, 2, config.network_kwargs)
+    generator.load_state_dict(first)
+    assert "schedule" in _cli("synth", "train", "--help").output
+
+
+def test_grad_clip_bounds_the_gradient_each_network_steps_with():
+    from versaseg.networks.pix2pix import build_discriminator
+    from versaseg.training.steps import Pix2PixStep
+
+    batch = {"source": torch.rand(2, 1, 32, 32) * 2 - 1, "target": torch.rand(2, 1, 32, 32) * 2 - 1}
+    norms = {}
+    for clip in (0.0, 1e-3):
+        torch.manual_seed(0)
+        config = SynthConfig(source="T1", target="TOF", grad_clip=clip, **SMALL)
+        step = Pix2PixStep(build_generator("unet", 2, SMALL["network_kwargs"]),
+                           build_discriminator(2, config.disc_layers, config.disc_channels), config)
+        losses = step(batch, step.networks)
+        assert set(losses) == {"g_adv", "g_l1", "d_loss"} and np.isfinite(list(losses.values())).all()
+        # the generator's gradients as its optimiser used them (the discriminator's also hold the generator step's)
+        generator = step.networks["generator"]
+        norms[clip] = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in generator.parameters()])))
+    assert norms[0.0] > 1e-2  # unclipped, far above the clip
+    assert norms[1e-3] <= 1e-3 * 1.001

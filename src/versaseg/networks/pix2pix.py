@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from versaseg.networks.registry import build_network
-from versaseg.synthesis.config import SynthConfig
 
 
 class Generator(nn.Module):
@@ -81,21 +80,11 @@ def _patchgan_fits(size: int, num_layers: int, kernel_size: int) -> bool:
     return size >= 1
 
 
-def build_generator(config: SynthConfig) -> Generator:
-    """The generator: ``config.network`` (default the versaseg U-Net) with 1 input and 1 output channel, then tanh."""
-    return Generator(build_network(config.network, config.spatial_dims, 1, 1, **config.network_kwargs))
+def build_generator(network: str, spatial_dims: int, network_kwargs: dict) -> Generator:
+    """The generator: ``network`` (a registered name, e.g. the versaseg U-Net) with 1 input and 1 output channel,
+    then tanh."""
+    return Generator(build_network(network, spatial_dims, 1, 1, **network_kwargs))
 
 
-def build_discriminator(config: SynthConfig) -> Discriminator:
-    return Discriminator(config.spatial_dims, config.disc_layers, config.disc_channels)
-
-
-def adversarial_loss(logits: torch.Tensor, real: bool, kind: str) -> torch.Tensor:
-    """GAN loss on patch logits: ``bce`` (pix2pix's: binary cross-entropy with logits) or ``lsgan`` (least squares
-    on the raw logits, as in the pix2pix/CycleGAN code's ``--gan_mode lsgan``); targets 1 (real) or 0 (fake)."""
-    target = torch.full_like(logits, 1.0 if real else 0.0)
-    if kind == "bce":
-        return nn.functional.binary_cross_entropy_with_logits(logits, target)
-    if kind == "lsgan":
-        return nn.functional.mse_loss(logits, target)
-    raise ValueError(f"unknown adversarial loss {kind!r}")
+def build_discriminator(spatial_dims: int, num_layers: int, channels: int) -> Discriminator:
+    return Discriminator(spatial_dims, num_layers, channels)

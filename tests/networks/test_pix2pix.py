@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from versaseg.synthesis.config import SynthConfig
-from versaseg.synthesis.networks import (
-    Discriminator,
-    adversarial_loss,
-    build_generator,
-    patchgan_receptive_field,
-)
+from versaseg.losses.functional import adversarial_loss
+from versaseg.networks.pix2pix import Discriminator, build_generator, patchgan_receptive_field
 
 
 def test_patchgan_logit_sees_a_70x70_patch_in_2d():
@@ -35,8 +30,7 @@ def test_discriminator_3d_gives_a_patch_map():
 
 
 def test_generator_keeps_shape_and_outputs_in_minus_one_one():
-    config = SynthConfig(source="a", target="b", network_kwargs={"depth": 3, "base_width": 4})
-    generator = build_generator(config)
+    generator = build_generator("unet", 2, {"depth": 3, "base_width": 4})
     assert generator.required_divisor == 4
     out = generator(10 * torch.randn(3, 1, 16, 24))
     assert out.shape == (3, 1, 16, 24)

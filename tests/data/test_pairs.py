@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from versaseg.errors import InputError
-from versaseg.io.dataset import DatasetSpec
-from versaseg.synthesis.data import (
+from versaseg.data.pairs import (
     PairedVolume,
     PairSampler,
     brain_mask,
@@ -18,6 +17,8 @@ from versaseg.synthesis.data import (
     scale_to_unit,
     unit_to_range,
 )
+from versaseg.errors import InputError
+from versaseg.io.dataset import DatasetSpec
 
 
 def _spec() -> DatasetSpec:
@@ -66,8 +67,10 @@ def test_pair_sampler_2d_batches_are_aligned_slices_padded_with_the_darkest_valu
     mask = np.zeros(source.shape, bool)
     mask[3:7, 4:8, 2:4] = True
     volume = PairedVolume("c", source, -source, mask, np.argwhere(mask).astype(np.int32), (0, 1), (0, 1))
-    sampler = PairSampler([volume], "2d", 2, (16, 16), batch_size=5)
-    src, tgt = sampler.batch(rng)
+    sampler = PairSampler([volume], "2d", 2, (16, 16), batch_size=5, seed=1)
+    sampler.set_epoch(3)
+    batch = next(iter(sampler))
+    src, tgt = batch["source"], batch["target"]
     assert src.shape == tgt.shape == (5, 1, 16, 16)
     inside = src != -1
     assert np.allclose(tgt[inside], -src[inside])  # target is the same slice, same crop
@@ -75,3 +78,19 @@ def test_pair_sampler_2d_batches_are_aligned_slices_padded_with_the_darkest_valu
     slices = {int(np.flatnonzero([np.allclose(s[0, 3:13, 2:14], source[:, :, k]) for k in range(6)])[0])
               for s in src.numpy()}
     assert slices <= {2, 3}  # only slices holding brain are drawn
+
+
+def test_pair_sampler_streams_repeat_per_epoch_and_rank_and_differ_between_them():
+    rng = np.random.default_rng(0)
+    source = rng.uniform(-1, 1, (20, 20, 8)).astype(np.float32)
+    mask = np.ones(source.shape, bool)
+    volume = PairedVolume("c", source, -source, mask, np.argwhere(mask).astype(np.int32), (0, 1), (0, 1))
+
+    def first(epoch, rank):
+        sampler = PairSampler([volume], "2d", 2, (8, 8), batch_size=3, seed=5, rank=rank)
+        sampler.set_epoch(epoch)
+        return next(iter(sampler))["source"]
+
+    assert torch.equal(first(2, 0), first(2, 0))
+    assert not torch.equal(first(2, 0), first(3, 0))
+    assert not torch.equal(first(2, 0), first(2, 1))

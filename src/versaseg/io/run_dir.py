@@ -1,0 +1,88 @@
+"""What every command does with a run directory: prepare it for writing, load its weights safely, pick the device.
+
+A run directory (``versaseg train``, ``versaseg synth train``) holds config.json, model.pt (the network's state
+dict), checkpoint.pt (everything a resume needs), metrics.csv, curves.png and optional checkpoints/, samples/ and
+tensorboard/. Weights and checkpoints hold only tensors and plain containers, so they load with
+``torch.load(..., weights_only=True)``; nothing a user hands in is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from versaseg.errors import InputError
+from versaseg.io.atomic import atomic_path, remove_stale_temporaries
+
+RUN_FILES = ("config.json", "model.pt", "checkpoint.pt", "metrics.csv", "curves.png", "tensorboard", "checkpoints",
+             "checkpoints.json", "samples")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_run_dir(run_dir: str | Path, resume: bool, overwrite: bool) -> Path:
+    """What :func:`prepare_run_dir` will do is allowed; InputError naming the folder otherwise. Writes nothing.
+
+    ``resume``: it must hold checkpoint.pt. Otherwise a non-empty folder is refused unless ``overwrite``, and even
+    then unless it is a versaseg run (one with config.json).
+    """
+    run_dir = Path(run_dir)
+    if resume:
+        if not (run_dir / "checkpoint.pt").exists():
+            raise InputError("--resume given but there is no checkpoint.pt to resume from", run_dir)
+        return run_dir
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError("the run directory is a file", run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise InputError("run directory exists and is not empty; pass --resume to continue or --overwrite", run_dir)
+        if not (run_dir / "config.json").exists():
+            raise InputError("refusing to --overwrite a non-empty folder that is not a versaseg run", run_dir)
+    return run_dir
+
+
+def prepare_run_dir(run_dir: str | Path, resume: bool, overwrite: bool) -> Path:
+    """Make ``run_dir`` ready for a training run (after :func:`check_run_dir`) and return it: with ``resume`` the
+    stale temporaries of a killed run are removed; with ``overwrite`` only versaseg's own files (:data:`RUN_FILES`)
+    are cleared; the folder is created."""
+    run_dir = check_run_dir(run_dir, resume, overwrite)
+    if resume:
+        remove_stale_temporaries(run_dir)
+        return run_dir
+    if run_dir.exists() and overwrite:
+        for name in RUN_FILES:
+            path = run_dir / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def save_atomic(obj, path: str | Path) -> None:
+    """``torch.save`` to a temporary file, then rename into place."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_safe(path: str | Path, map_location="cpu"):
+    """Load a state dict / checkpoint without unpickling arbitrary objects; InputError if missing or corrupt."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupt zip, unsafe pickle, truncated file ...
+        raise InputError(f"cannot load ({type(exc).__name__}: {str(exc).splitlines()[0]})", path) from None
+
+
+def resolve_device(name: str | torch.device, local_rank: int = 0) -> torch.device:
+    """``--device``: 'auto' -> cuda when available, else cpu; a torch.device passes through unchanged."""
+    if isinstance(name, torch.device):
+        return name
+    if name not in DEVICES:
+        raise InputError(f"unknown --device '{name}'; valid: {', '.join(DEVICES)}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda requested but no CUDA device is available")
+    if name == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank % torch.cuda.device_count())
