@@ -3,11 +3,11 @@ pallidum) of synthetic brains, at the same number of training iterations and at 
 
 Everything runs through the CLI, as a user would:
 
-    versaseg data synth-brain DATA --labels basal-ganglia --cases N --test-cases M --spacing S
+    versaseg data synth-brain --out DATA --label-set basal-ganglia --cases N --test-cases M --spacing S
     versaseg train DATA --out SINGLE --epochs E --iterations I ...                       (single stage)
     versaseg cascade train DATA --out CASCADE --stage1-epochs A --stage2-epochs B --iterations I ...
     versaseg predict SINGLE DATA --out P1; versaseg cascade predict CASCADE DATA --out P2
-    versaseg evaluate P DATA/labelsTs --labels DATA/dataset.json --json ...
+    versaseg evaluate P DATA/labelsTs --dataset-json DATA/dataset.json --json ...
 
 Cascade variants are given as ``A+B`` (stage-1 epochs + stage-2 epochs, same network, batch and iterations per epoch
 as the single model): ``A+B = E`` spends the same number of training iterations as the single model, a larger ``B``
@@ -104,8 +104,9 @@ def main() -> None:
 
     data = work / "data"
     if not (data / "dataset.json").exists():
-        step("generate", "data", "synth-brain", str(data), "--labels", "basal-ganglia", "--cases", str(args.cases),
-             "--test-cases", str(args.test_cases), "--spacing", str(args.spacing), "--seed", "3", "--overwrite")
+        step("generate", "data", "synth-brain", "--out", str(data), "--label-set", "basal-ganglia", "--cases",
+             str(args.cases), "--test-cases", str(args.test_cases), "--spacing", str(args.spacing), "--seed", "3",
+             "--overwrite")
     common = ["--iterations", str(args.iterations), "--val-fraction", "0", "--dim", "2d", "--axis", "2"]
     results: dict[str, dict] = {m.name: {} for m in methods}
     rois: dict[str, list] = {m.name: [] for m in methods if m.stages}
@@ -127,7 +128,7 @@ def main() -> None:
                          str(args.coarse_spacing), "--seed", str(seed), "--overwrite", *common)
                     step(f"predict {run.name}", "cascade", "predict", str(run), str(data / "imagesTs"), "--out",
                          str(prediction), "--overwrite")
-                step(f"evaluate {run.name}", "evaluate", str(prediction), str(data / "labelsTs"), "--labels",
+                step(f"evaluate {run.name}", "evaluate", str(prediction), str(data / "labelsTs"), "--dataset-json",
                      str(data / "dataset.json"), "--json", str(evaluation), "--overwrite")
             cases = json.loads(evaluation.read_text())["cases"]
             results[method.name][seed] = {case: entry["metrics"] for case, entry in cases.items()}

@@ -250,7 +250,7 @@ def versaseg_complete(case: dict, sparse: np.ndarray, affine: np.ndarray, method
                                  else sparse.astype(np.uint8), affine), path)
         if method in ("versaseg", "versaseg-slicer"):
             command = [str(Path(sys.executable).parent / "versaseg"), "complete", *map(str, case["images"]),
-                       "--labels", str(path), "--out", str(out), "--report", str(report_path)]
+                       "--label", str(path), "--out", str(out), "--report", str(report_path)]
             command += [] if slicer else ["--ignore-label", str(IGNORE)]
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
@@ -387,7 +387,7 @@ def render(rows: list[dict]) -> str:
              "K-th slice kept (the first at K // 2), a fraction of the kept slices corrupted by `versaseg data "
              "degrade`'s corruption kinds (leak, over, under, jitter, shift, missed), completed, and scored against "
              "the full label: Dice and HD95 (mm) per class, mean foreground Dice over the four classes. Synthetic "
-             "cases are 1.5 mm `synth-brain --labels structures` test cases (118 x 139 x 118 voxels); `mni152` is "
+             "cases are 1.5 mm `synth-brain --label-set structures` test cases (118 x 139 x 118 voxels); `mni152` is "
              "the real ICBM 2009c T1 template (1.5 mm) with the Neuromorphometrics atlas labels. The versaseg rows "
              "run `versaseg complete` as a fresh process (start-up, loading and writing included in its time); "
              "ablations (`versaseg:field=value`) call the API. "

@@ -91,7 +91,7 @@ def run_one(case: dict, n: int, layout: str) -> dict:
         nib.save(nib.Nifti1Image(sparse.astype(np.uint8), truth_nii.affine), path)
         started = time.perf_counter()
         command = [str(Path(sys.executable).parent / "versaseg"), "complete", *map(str, case["images"]),
-                   "--labels", str(path), "--ignore-label", str(IGNORE), "--out", str(out)]
+                   "--label", str(path), "--ignore-label", str(IGNORE), "--out", str(out)]
         done = subprocess.run(command, capture_output=True, text=True)
         seconds = time.perf_counter() - started
         if done.returncode != 0:

@@ -3,11 +3,11 @@ same labels completed by ``versaseg complete``, (c) the full labels (upper bound
 
 Everything runs through the CLI, as a user would:
 
-    versaseg data synth-brain FULL --labels structures --cases N --test-cases M --spacing S
+    versaseg data synth-brain --out FULL --label-set structures --cases N --test-cases M --spacing S
     versaseg data degrade FULL SPARSE --dataset --every K --noisy-fraction F --ignore-label 9
-    versaseg complete SPARSE/imagesTr/CASE_000*.nii.gz --labels SPARSE/labelsTr/CASE.nii.gz --ignore-label 9 ...
+    versaseg complete SPARSE/imagesTr/CASE_000*.nii.gz --label SPARSE/labelsTr/CASE.nii.gz --ignore-label 9 ...
     versaseg train DATASET --out RUN ...  (a, b, c with identical settings and seed)
-    versaseg predict RUN FULL --out PRED; versaseg evaluate PRED FULL/labelsTs --labels FULL/dataset.json
+    versaseg predict RUN FULL --out PRED; versaseg evaluate PRED FULL/labelsTs --dataset-json FULL/dataset.json
 
     python benchmarks/incomplete_training.py --work benchmark_data/incomplete --docs docs/benchmarks.md
 """
@@ -48,11 +48,12 @@ def main() -> None:
     timings_file = work / "timings.json"
     timings: dict[str, float] = json.loads(timings_file.read_text()) if timings_file.exists() else {}
     if not (full / "dataset.json").exists():
-        timings["generate"] = versaseg("data", "synth-brain", str(full), "--labels", "structures", "--cases",
+        timings["generate"] = versaseg("data", "synth-brain", "--out", str(full), "--label-set", "structures",
+                                       "--cases",
                                        str(args.cases), "--test-cases", str(args.test_cases), "--spacing",
                                        str(args.spacing), "--seed", str(args.seed + 11), "--overwrite")
     if not (sparse / "dataset.json").exists():
-        timings["degrade"] = versaseg("data", "degrade", str(full), str(sparse), "--dataset", "--axis", "2",
+        timings["degrade"] = versaseg("data", "degrade", str(full), "--out", str(sparse), "--dataset", "--axis", "2",
                                       "--every", str(args.every), "--offset", str(args.every // 2),
                                       "--noisy-fraction", str(args.noisy_fraction), "--ignore-label", str(IGNORE),
                                       "--seed", str(args.seed), "--overwrite")
@@ -68,7 +69,7 @@ def main() -> None:
                 "--epochs", str(args.epochs), "--iterations", str(args.iterations), "--val-fraction", "0",
                 "--seed", str(args.seed), "--overwrite")
             versaseg("predict", str(run), str(full), "--out", str(predictions), "--overwrite")
-            versaseg("evaluate", str(predictions), str(full / "labelsTs"), "--labels", str(full / "dataset.json"),
+            versaseg("evaluate", str(predictions), str(full / "labelsTs"), "--dataset-json", str(full / "dataset.json"),
                      "--json", str(work / f"eval_{name}.json"), "--overwrite")
         results[name] = json.loads((work / f"eval_{name}.json").read_text())
     timings_file.write_text(json.dumps(timings, indent=2))
@@ -95,7 +96,7 @@ def complete_dataset(sparse: Path, out: Path) -> float:
             continue
         case = label.name.removesuffix(".nii.gz")
         images = sorted((sparse / "imagesTr").glob(f"{case}_*.nii.gz"))
-        versaseg("complete", *map(str, images), "--labels", str(label), "--ignore-label", str(IGNORE),
+        versaseg("complete", *map(str, images), "--label", str(label), "--ignore-label", str(IGNORE),
                  "--out", str(target), "--report", str(out / f"{case}_report.json"), "--overwrite")
         print(f"completed {case}", flush=True)
     return time.perf_counter() - started

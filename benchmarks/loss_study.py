@@ -2,9 +2,9 @@
 multi-class (cerebrum, cerebellum, brainstem, vessels), with ``versaseg study losses`` run from the CLI as a user
 would, plus the wall time of the ``--quick`` setting.
 
-    versaseg data synth-brain DATA --labels vessels|brain --cases N --spacing S --seed 7
+    versaseg data synth-brain --out DATA --label-set vessels|brain --cases N --spacing S --seed 7
     versaseg study losses DATA --out STUDY --test-split F --epochs E --iterations I --network-kwargs ...
-    versaseg data synth-brain QUICK --cases 10 --spacing 2.5; versaseg study losses QUICK --out Q --quick
+    versaseg data synth-brain --out QUICK --cases 10 --spacing 2.5; versaseg study losses QUICK --out Q --quick
 
     python benchmarks/loss_study.py --work benchmark_data/loss_study --docs docs/benchmarks.md
 
@@ -59,7 +59,7 @@ def main() -> None:
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     if "quick" in parts and "quick study" not in timings:
         data = work / "quick_data"
-        save("quick generate", versaseg("data", "synth-brain", str(data), "--cases", "10", "--spacing", "2.5",
+        save("quick generate", versaseg("data", "synth-brain", "--out", str(data), "--cases", "10", "--spacing", "2.5",
                                         "--overwrite", log=work / "quick.log"))
         shutil.rmtree(work / "quick", ignore_errors=True)
         save("quick study", versaseg("study", "losses", str(data), "--out", str(work / "quick"), "--quick",
@@ -69,7 +69,8 @@ def main() -> None:
             continue
         data = work / f"{task}_data"
         if not (data / "dataset.json").exists():
-            save(f"{task} generate", versaseg("data", "synth-brain", str(data), "--labels", TASKS[task], "--cases",
+            save(f"{task} generate", versaseg("data", "synth-brain", "--out", str(data), "--label-set", TASKS[task],
+                                              "--cases",
                                               str(args.cases), "--spacing", str(args.spacing), "--seed", "7",
                                               "--overwrite", log=work / f"{task}.log"))
         if not (work / task / "summary.json").exists():
@@ -114,8 +115,9 @@ def render(work: Path, args, timings: dict) -> str:
     lines = [TITLE, "", f"`python benchmarks/loss_study.py` on {cpu_model()} (2 cores), no GPU."]
     if "quick study" in timings:
         quick = json.loads((work / "quick" / "summary.json").read_text())
-        lines += ["", "**`--quick` setting** (the issue's end-to-end check): `versaseg data synth-brain QUICK --cases "
-                  "10 --spacing 2.5` then `versaseg study losses QUICK --out Q --quick` with all 12 default losses "
+        lines += ["", "**`--quick` setting** (the issue's end-to-end check): `versaseg data synth-brain --out QUICK "
+                  "--cases 10 --spacing 2.5` then `versaseg study losses QUICK --out Q --quick` with all 12 default "
+                  "losses "
                   f"(3 test cases, 4 classes): generation {timings['quick generate']:.0f} s, study "
                   f"**{timings['quick study']:.0f} s ({timings['quick study'] / 60:.1f} min)** (target: under 15 min). "
                   f"Best rank score {min(v['rank_score'] for v in quick['losses'].values()):.2f}; with 3 test cases "

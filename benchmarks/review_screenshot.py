@@ -36,7 +36,7 @@ def main() -> None:
         segments = default_segments([*CLASSES, IGNORE], CLASSES, ignore_label=IGNORE)
         write_volume(tmp / "sparse.seg.nrrd", sparse.astype(np.uint8), read_volume(case["label"]), segments=segments)
         done = subprocess.run([str(Path(sys.executable).parent / "versaseg"), "complete", str(case["images"][0]),
-                               *map(str, case["images"][1:]), "--labels", str(tmp / "sparse.seg.nrrd"),
+                               *map(str, case["images"][1:]), "--label", str(tmp / "sparse.seg.nrrd"),
                                "--out", str(tmp / "dense.seg.nrrd"), "--suggest", "2",
                                "--view", str(tmp / "review.html")], capture_output=True, text=True)
         if done.returncode != 0:

@@ -133,7 +133,7 @@ def previews(brain_root: Path, basal_root: Path, images: Path, machine_name: str
         files = spec.training_cases()[index]
         case = load_case(files, set(spec.labels.values()))
         channels = [(spec.channel_names[c], case.image[c]) for c in sorted(spec.channel_names)]
-        title = (f"versaseg data synth-brain --labels {spec.extra['label_set']} --spacing 1.5 --seed 0: "
+        title = (f"versaseg data synth-brain --label-set {spec.extra['label_set']} --spacing 1.5 --seed 0: "
                  f"{files.case_id}   ({machine_name.split(',')[0]}, benchmarks/synth_speed.py)")
         written.append(case_mosaic(channels, case.label, images / name, spacing=case.spacing,
                                    class_names={v: k for k, v in spec.labels.items()}, mip_channel="TOF",
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
             "|---|---:|---|---:|---:|---:|",
             f"| `synth-brain --cases {args.cases}` (1.5 mm) | {args.cases} | {shape} | {args.workers} | "
             f"{headline_wall:.1f} | {headline_wall / args.cases:.2f} |",
-            f"| `synth-brain --labels basal-ganglia` (1.5 mm) | {args.basal_cases} | {shape} | {args.workers} | "
+            f"| `synth-brain --label-set basal-ganglia` (1.5 mm) | {args.basal_cases} | {shape} | {args.workers} | "
             f"{basal_wall:.1f} | {basal_wall / args.basal_cases:.2f} |",
             f"| `synth-brain --tiny --cases 2` (4 mm) | 2 | {'x'.join(map(str, tiny_breakdown['shape']))} | 1 | "
             f"{tiny_wall:.2f} | {tiny_wall / 2:.2f} |",

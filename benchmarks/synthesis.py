@@ -2,9 +2,9 @@
 
 Everything runs through the CLI, as a user would:
 
-    versaseg data synth-brain DATA --labels brain --cases N --test-cases M --spacing S --seed 5
+    versaseg data synth-brain --out DATA --label-set brain --cases N --test-cases M --spacing S --seed 5
     versaseg synth train DATA --source T2 --target TOF --out PIX2PIX --epochs E --iterations I
-    versaseg synth augment DATA PIX2PIX --out AUGMENTED            (adds channel 3, "synthetic TOF")
+    versaseg synth augment PIX2PIX DATA --out AUGMENTED            (adds channel 3, "synthetic TOF")
     three datasets with the same binary vessel labels and the channels T2 | T2 + synthetic TOF | T2 + real TOF
     versaseg train SUBSET --out RUN --seed s ...; versaseg predict RUN SUBSET --out PRED; versaseg evaluate ...
 
@@ -106,14 +106,14 @@ def main() -> None:
 
     data, pix2pix, augmented = work / "data", work / "pix2pix", work / "augmented"
     if not (data / "dataset.json").exists():
-        step("generate", "data", "synth-brain", str(data), "--labels", "brain", "--cases", str(s["cases"]),
+        step("generate", "data", "synth-brain", "--out", str(data), "--label-set", "brain", "--cases", str(s["cases"]),
              "--test-cases", str(s["test_cases"]), "--spacing", str(s["spacing"]), "--seed", "5", "--overwrite")
     if not (pix2pix / "model.pt").exists():
         resume = ["--resume"] if (pix2pix / "checkpoint.pt").exists() else ["--overwrite"]
         step("synth train", "synth", "train", str(data), "--source", "T2", "--target", "TOF", "--out", str(pix2pix),
              "--epochs", str(s["synth_epochs"]), "--iterations", str(s["synth_iterations"]), "--seed", "0", *resume)
     if not (augmented / "dataset.json").exists():
-        step("synth augment", "synth", "augment", str(data), str(pix2pix), "--out", str(augmented), "--overwrite")
+        step("synth augment", "synth", "augment", str(pix2pix), str(data), "--out", str(augmented), "--overwrite")
     quality = translation_quality(data, augmented)
     results: dict[str, dict] = {}
     for name, channels in CHANNELS.items():
@@ -128,7 +128,7 @@ def main() -> None:
                      "--val-fraction", "0", "--seed", str(seed), "--overwrite")
                 step(f"predict {name} seed {seed}", "predict", str(run), str(subset), "--out", str(pred),
                      "--overwrite")
-                step(f"evaluate {name} seed {seed}", "evaluate", str(pred), str(subset / "labelsTs"), "--labels",
+                step(f"evaluate {name} seed {seed}", "evaluate", str(pred), str(subset / "labelsTs"), "--dataset-json",
                      str(subset / "dataset.json"), "--json", str(evaluation), "--overwrite")
             cases = json.loads(evaluation.read_text())["cases"]
             results[name][seed] = {case: entry["metrics"]["vessels"] for case, entry in cases.items()}

@@ -45,8 +45,8 @@ def _app() -> typer.Typer:
         return app
 
 
-def run(*args: str | Path):
-    return CliRunner().invoke(_app(), ["degrade", *map(str, args)])
+def run(label: str | Path, out: str | Path, *args: str | Path):
+    return CliRunner().invoke(_app(), ["degrade", str(label), "--out", *map(str, (out, *args))])
 
 
 def error_line(result) -> str:
@@ -254,7 +254,7 @@ def test_cli_file_keeps_geometry_and_writes_report(tmp_path):
         "--every",
         "3",
         "--axis",
-        "1",
+        "sagittal",  # canonical RAS x: the file's stored axis 1 (its affine swaps the first two axes)
         "--offset",
         "1",
         "--noisy-fraction",
@@ -269,6 +269,7 @@ def test_cli_file_keeps_geometry_and_writes_report(tmp_path):
     assert np.allclose(written.affine, original.affine) and written.shape == original.shape
     data = json.loads(report.read_text())
     assert data["ignore_label"] == 3 and data["convention"] == "ignore" and data["axis"] == 1
+    assert data["canonical_axis"] == "sagittal"
     assert data["annotated"] == list(range(1, SHAPE[1], 3))
     assert data["num_corrupted"] == num_corrupted(len(data["annotated"]), 0.5)
     expected, _ = degrade_label(label, every=3, axis=1, offset=1, noisy_fraction=0.5, seed=4, ignore_label=3)

@@ -45,8 +45,8 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _synth(*args: str):
-    return runner.invoke(data_app, ["synth-brain", *args])
+def _synth(out: str, *args: str):
+    return runner.invoke(data_app, ["synth-brain", "--out", out, *args])
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -185,7 +185,7 @@ def test_tiny_dataset_is_fast_and_reproducible(tmp_path):
 
 def test_cli_writes_the_nnunet_layout(tmp_path):
     out = tmp_path / "Dataset900_Synth"
-    result = _synth(str(out), "--tiny", "--cases", "2", "--test-cases", "1", "--labels", "basal-ganglia",
+    result = _synth(str(out), "--tiny", "--cases", "2", "--test-cases", "1", "--label-set", "basal-ganglia",
                     "--workers", "1")
     assert result.exit_code == 0, result.output
     spec = load_dataset(out)
@@ -213,7 +213,7 @@ def test_cli_spacing_and_shape_options(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--labels", "thalamus"], "unknown label set 'thalamus'; valid: brain, basal-ganglia"),
+        (["--label-set", "thalamus"], "unknown label set 'thalamus'; valid: brain, basal-ganglia"),
         (["--cases", "0"], "--cases must be an integer of at least 1"),
         (["--test-cases", "-1"], "--test-cases must be an integer of at least 0"),
         (["--spacing", "abc"], "--spacing must be one number or three"),

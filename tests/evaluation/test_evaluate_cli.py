@@ -71,7 +71,7 @@ def error_line(result) -> str:
 def test_two_folders_write_json_and_csv_with_expected_values(folders, tmp_path):
     pred_dir, gt_dir, labels = folders
     out_json, out_csv = tmp_path / "out" / "metrics.json", tmp_path / "out" / "metrics.csv"
-    result = run(pred_dir, gt_dir, "--labels", labels, "--json", out_json, "--csv", out_csv)
+    result = run(pred_dir, gt_dir, "--dataset-json", labels, "--json", out_json, "--csv", out_csv)
     assert result.exit_code == 0, result.output
     assert "stray.nii.gz" in result.stderr and "warning" in result.stderr
     assert "liver" in result.stdout and "0.900±0.141" in result.stdout and MEAN_FOREGROUND in result.stdout
@@ -120,11 +120,11 @@ def test_existing_output_is_not_overwritten_without_flag(folders, tmp_path):
     pred_dir, gt_dir, labels = folders
     out_json = tmp_path / "metrics.json"
     out_json.write_text("keep me")
-    result = run(pred_dir, gt_dir, "--labels", labels, "--json", out_json)
+    result = run(pred_dir, gt_dir, "--dataset-json", labels, "--json", out_json)
     assert result.exit_code == 2
     assert error_line(result) == f"error: {out_json}: output exists; pass --overwrite to replace it"
     assert out_json.read_text() == "keep me"
-    result = run(pred_dir, gt_dir, "--labels", labels, "--json", out_json, "--overwrite")
+    result = run(pred_dir, gt_dir, "--dataset-json", labels, "--json", out_json, "--overwrite")
     assert result.exit_code == 0, result.output
     assert json.loads(out_json.read_text())["classes"] == {"liver": 1, "tumour": 2}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".metrics")]  # no temporary files left
@@ -133,7 +133,7 @@ def test_existing_output_is_not_overwritten_without_flag(folders, tmp_path):
 def test_missing_prediction_names_the_file(folders):
     pred_dir, gt_dir, labels = folders
     (pred_dir / "b.nii.gz").unlink()
-    result = run(pred_dir, gt_dir, "--labels", labels)
+    result = run(pred_dir, gt_dir, "--dataset-json", labels)
     assert result.exit_code == 2
     line = error_line(result)
     assert line.startswith(f"error: {pred_dir / 'b.nii.gz'}: ") and "missing" in line
@@ -143,7 +143,7 @@ def test_missing_prediction_names_the_file(folders):
 def test_shape_mismatch_names_the_prediction(folders):
     pred_dir, gt_dir, labels = folders
     save(pred_dir / "b.nii.gz", np.zeros((24, 24, 11), np.uint8))
-    result = run(pred_dir, gt_dir, "--labels", labels)
+    result = run(pred_dir, gt_dir, "--dataset-json", labels)
     assert result.exit_code == 2
     line = error_line(result)
     assert line.startswith(f"error: {pred_dir / 'b.nii.gz'}: ") and "shape" in line
@@ -160,7 +160,7 @@ def test_shape_mismatch_names_the_prediction(folders):
 def test_bad_prediction_values_are_user_errors(folders, change, message):
     pred_dir, gt_dir, labels = folders
     save(pred_dir / "a.nii.gz", change(truth()))
-    result = run(pred_dir, gt_dir, "--labels", labels)
+    result = run(pred_dir, gt_dir, "--dataset-json", labels)
     assert result.exit_code == 2
     line = error_line(result)
     assert line.startswith(f"error: {pred_dir / 'a.nii.gz'}: ") and message in line
@@ -184,7 +184,7 @@ def test_file_and_folder_mix_is_an_error(folders):
 def test_help_documents_the_conventions():
     result = CliRunner().invoke(app, ["evaluate", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    for text in ("both empty: Dice=IoU=1", "HD95=ASSD=nan", "--labels", "--json", "--csv", "--overwrite", "ignore"):
+    for text in ("both empty: Dice=IoU=1", "HD95=ASSD=nan", "--dataset-json", "--json", "--csv", "--overwrite", "ignore"):
         assert text in result.stdout
 
 

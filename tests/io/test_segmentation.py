@@ -154,12 +154,12 @@ def _brain_like(tmp_path: Path):
 def test_degrade_complete_and_evaluate_speak_seg_nrrd(tmp_path):
     truth, reference, segments = _brain_like(tmp_path)
     write_volume(tmp_path / "truth.seg.nrrd", truth, reference, segments=segments)
-    degraded = _cli("data", "degrade", tmp_path / "truth.seg.nrrd", tmp_path / "sparse.seg.nrrd",
+    degraded = _cli("data", "degrade", tmp_path / "truth.seg.nrrd", "--out", tmp_path / "sparse.seg.nrrd",
                     "--every", 3, "--axis", 2, "--noisy-fraction", 0, "--ignore-label", 7)
     assert degraded.returncode == 0, degraded.stderr
     sparse = read_volume(tmp_path / "sparse.seg.nrrd")
     assert [(s.name, s.label_value) for s in sparse.segments] == [("cortex", 1), ("core", 2), ("ignore", 7)]
-    done = _cli("complete", tmp_path / "image.nrrd", "--labels", tmp_path / "sparse.seg.nrrd", "--out",
+    done = _cli("complete", tmp_path / "image.nrrd", "--label", tmp_path / "sparse.seg.nrrd", "--out",
                 tmp_path / "dense.seg.nrrd", "--device", "cpu", "--report", tmp_path / "report.json",
                 "--view", tmp_path / "review.html")
     assert done.returncode == 0, done.stderr  # the 'ignore' segment is taken as the ignore label
@@ -193,7 +193,7 @@ def test_complete_refuses_an_ignore_label_that_names_a_segment(tmp_path):
     sparse = np.zeros_like(truth)
     sparse[:, :, ::4] = truth[:, :, ::4]
     write_volume(tmp_path / "sparse.seg.nrrd", sparse, reference, segments=segments)
-    done = _cli("complete", tmp_path / "image.nrrd", "--labels", tmp_path / "sparse.seg.nrrd", "--ignore-label", 2,
+    done = _cli("complete", tmp_path / "image.nrrd", "--label", tmp_path / "sparse.seg.nrrd", "--ignore-label", 2,
                 "--out", tmp_path / "dense.seg.nrrd")
     assert done.returncode == 2 and "segment 'core'" in done.stderr
     assert not (tmp_path / "dense.seg.nrrd").exists()
@@ -206,7 +206,7 @@ def test_slices_on_two_planes_in_a_seg_nrrd_complete_into_a_seg_nrrd(tmp_path):
     sparse[[14, 22]] = truth[[14, 22]]  # both cut the core (x = 13..23)
     ignore = Segment(7, "ignore", (0.5, 0.5, 0.5), "Segment_7")
     write_volume(tmp_path / "sparse.seg.nrrd", sparse, reference, segments=(*segments, ignore))
-    done = _cli("complete", tmp_path / "image.nrrd", "--labels", tmp_path / "sparse.seg.nrrd", "--out",
+    done = _cli("complete", tmp_path / "image.nrrd", "--label", tmp_path / "sparse.seg.nrrd", "--out",
                 tmp_path / "dense.seg.nrrd", "--report", tmp_path / "report.json")
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "report.json").read_text())["planes"] == {"0": [14, 22], "2": [6, 15, 24]}

@@ -59,8 +59,8 @@ def test_complete_reconstructs_unannotated_slices(tmp_path):
     sparse[:, :, 2::4] = dense[:, :, 2::4]
     nib.save(nib.Nifti1Image(sparse, full.affine), tmp_path / "sparse.nii.gz")
     images = [data / "imagesTr" / f"tiny_000_{c:04d}.nii.gz" for c in range(2)]
-    result = _cli(*images, "--labels", tmp_path / "sparse.nii.gz", "--ignore-label", 9, "--out",
-                  tmp_path / "dense.nii.gz", "--iterations", 40, "--device", "cpu",
+    result = _cli(*images, "--label", tmp_path / "sparse.nii.gz", "--ignore-label", 9, "--out",
+                  tmp_path / "dense.nii.gz", "--model-iterations", 40, "--device", "cpu",
                   "--report", tmp_path / "report.json")
     assert result.returncode == 0, result.stderr
     out = nib.load(tmp_path / "dense.nii.gz")
@@ -77,7 +77,7 @@ def test_complete_reconstructs_unannotated_slices(tmp_path):
     assert report["annotation_axis"] == 2 and report["annotated_slices"] == list(range(2, 24, 4))
     assert len(report["slices"]) == 6
     # the output exists now: a second run refuses to overwrite it
-    again = _cli(*images, "--labels", tmp_path / "sparse.nii.gz", "--ignore-label", 9, "--out",
+    again = _cli(*images, "--label", tmp_path / "sparse.nii.gz", "--ignore-label", 9, "--out",
                  tmp_path / "dense.nii.gz")
     assert again.returncode == 2 and "--overwrite" in again.stderr
 
@@ -85,7 +85,7 @@ def test_complete_reconstructs_unannotated_slices(tmp_path):
 def test_geometry_mismatch_is_reported(tmp_path):
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.float32), np.eye(4)), tmp_path / "img.nii.gz")
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 9), np.uint8), np.eye(4)), tmp_path / "lab.nii.gz")
-    result = _cli(tmp_path / "img.nii.gz", "--labels", tmp_path / "lab.nii.gz", "--out", tmp_path / "o.nii.gz")
+    result = _cli(tmp_path / "img.nii.gz", "--label", tmp_path / "lab.nii.gz", "--out", tmp_path / "o.nii.gz")
     assert result.returncode == 2 and "lab.nii.gz" in result.stderr and "shape" in result.stderr
     assert not (tmp_path / "o.nii.gz").exists()
 
@@ -219,7 +219,7 @@ def test_cli_rejects_an_unknown_model_without_writing(tmp_path):
     sparse = np.full(truth.shape, 9, np.int16)
     sparse[:, :, 8:28:3] = truth[:, :, 8:28:3]
     _ball_case(tmp_path, sparse, image)
-    result = _cli(tmp_path / "img.nii.gz", "--labels", tmp_path / "sparse.nii.gz", "--ignore-label", 9,
+    result = _cli(tmp_path / "img.nii.gz", "--label", tmp_path / "sparse.nii.gz", "--ignore-label", 9,
                   "--out", tmp_path / "out.nii.gz", "--model", "rf")
     assert result.returncode == 2 and "--model" in result.stderr and "voxel" in result.stderr
     assert not (tmp_path / "out.nii.gz").exists()

@@ -209,7 +209,7 @@ def test_apply_errors_name_the_file(run, root):
 
 def test_augment_adds_a_synthetic_channel_that_train_uses(run, toy, root):
     out = root / "augmented"
-    result = _cli("synth", "augment", toy, run["dir"], "--out", out, "--device", "cpu")
+    result = _cli("synth", "augment", run["dir"], toy, "--out", out, "--device", "cpu")
     assert result.exit_code == 0, result.output
     spec = json.loads((out / "dataset.json").read_text())
     assert spec["channel_names"] == {"0": "T1", "1": "T2", "2": "TOF", "3": "synthetic TOF"}
@@ -235,7 +235,7 @@ def test_augment_adds_a_synthetic_channel_that_train_uses(run, toy, root):
                   "--network-kwargs", '{"depth": 2, "base_width": 4}', "--augmentation", "none", "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert json.loads((seg / "config.json").read_text())["channel_names"] == ["T1", "T2", "TOF", "synthetic TOF"]
-    line = _error_line(_cli("synth", "augment", toy, run["dir"], "--out", out))
+    line = _error_line(_cli("synth", "augment", run["dir"], toy, "--out", out))
     assert "--overwrite" in line
 
 
@@ -244,7 +244,7 @@ def test_augment_leaves_nothing_when_a_case_is_corrupt(run, toy, root):
     shutil.copytree(toy, broken)
     (broken / "imagesTr" / "synth_002_0001.nii.gz").write_bytes(b"not a nifti file")
     out = root / "broken_out"
-    line = _error_line(_cli("synth", "augment", broken, run["dir"], "--out", out, "--device", "cpu"))
+    line = _error_line(_cli("synth", "augment", run["dir"], broken, "--out", out, "--device", "cpu"))
     assert "synth_002_0001.nii.gz" in line
     assert not out.exists()
     assert not [p for p in root.iterdir() if p.name.startswith(".")]
@@ -341,3 +341,12 @@ def test_grad_clip_bounds_the_gradient_each_network_steps_with():
         norms[clip] = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in generator.parameters()])))
     assert norms[0.0] > 1e-2  # unclipped, far above the clip
     assert norms[1e-3] <= 1e-3 * 1.001
+
+
+def test_augment_understands_the_old_argument_order_with_a_warning(run, toy, root):
+    out = root / "augmented_old_order"
+    result = RUNNER.invoke(app, ["synth", "augment", str(toy), str(run["dir"]), "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "warning: synth augment DATASET RUN is deprecated" in result.stderr
+    assert "use synth augment RUN DATASET" in result.stderr
+    assert json.loads((out / "dataset.json").read_text())["channel_names"]["3"] == "synthetic TOF"

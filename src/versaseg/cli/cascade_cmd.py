@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from versaseg.cli.common import json_object_option, user_errors
+from versaseg.cli.common import AXIS_HELP, json_object_option, parse_axis, user_errors
 
 cascade_app = typer.Typer(
     help="Two-stage coarse-to-fine segmentation of small structures: stage 1 finds the region of interest at low "
@@ -46,7 +46,7 @@ def train(
     stage1_loss: str = typer.Option("", "--stage1-loss", help="Stage-1 loss; empty = --loss (with --loss-kwargs)."),
     stage2_loss: str = typer.Option("", "--stage2-loss", help="Stage-2 loss; empty = --loss (with --loss-kwargs)."),
     dim: str = typer.Option("2d", help="2d: slice-wise along --axis; 3d: patch-wise (both stages)."),
-    axis: int = typer.Option(2, help="Slicing axis for 2d (canonical RAS: 0 sagittal, 1 coronal, 2 axial)."),
+    axis: str = typer.Option("axial", help="Slicing axis for 2d: " + AXIS_HELP + "."),
     epochs: int = typer.Option(50, help="Epochs of each stage."),
     stage1_epochs: int = typer.Option(0, "--stage1-epochs", help="Stage-1 epochs; 0 = --epochs."),
     stage2_epochs: int = typer.Option(0, "--stage2-epochs", help="Stage-2 epochs; 0 = --epochs."),
@@ -70,6 +70,8 @@ def train(
     seed: int = typer.Option(0, help="Random seed (crops and both trainings)."),
     save_every: int = typer.Option(0, "--save-every", help="Keep intermediate weights every N epochs in each "
                                    "stage's checkpoints/ (see `versaseg explain`); 0 = off."),
+    val_every: int = typer.Option(1, "--val-every", help="Validate each stage every N epochs (and after its last)."),
+    workers: int = typer.Option(0, "--workers", help="Data-loader worker processes for batch sampling."),
     device: str = typer.Option("auto", help="auto (CUDA when available) | cpu | cuda."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing cascade run."),
 ) -> None:
@@ -82,11 +84,12 @@ def train(
     loss_options = json_object_option(loss_kwargs, "--loss-kwargs")
 
     def config(net: str, net_kwargs: dict, stage_loss: str, stage_epochs: int) -> TrainConfig:
-        return TrainConfig(network=net or network, network_kwargs=dict(net_kwargs), dim=dim, axis=axis,
+        return TrainConfig(network=net or network, network_kwargs=dict(net_kwargs), dim=dim, axis=parse_axis(axis),
                            batch_size=batch_size, epochs=stage_epochs or epochs, iterations_per_epoch=iterations,
                            learning_rate=lr, loss=stage_loss or loss,
                            loss_kwargs=dict(loss_options) if not stage_loss else {}, augmentation=augmentation,
-                           val_fraction=val_fraction, seed=seed, save_every=save_every)
+                           val_fraction=val_fraction, seed=seed, save_every=save_every, val_every=val_every,
+                           num_workers=workers)
 
     settings = CascadeSettings(coarse_spacing=coarse_spacing, stage1_classes=stage1_classes, margin_mm=margin_mm,
                                jitter_mm=None if jitter_mm < 0 else jitter_mm, crops_per_case=crops_per_case, roi=roi)

@@ -38,3 +38,67 @@ def json_object_option(value: str, option: str) -> dict:
     if not isinstance(parsed, dict):
         raise InputError(f"{option} must be a JSON object")
     return parsed
+
+
+def number_list_option(value: str, option: str, kind: type = int) -> list:
+    """``"64,64"`` -> ``[64, 64]`` (``kind`` int or float); empty -> ``[]``; InputError naming ``option`` otherwise."""
+    try:
+        return [kind(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        what = "integers" if kind is int else "numbers"
+        raise InputError(f"{option} must be comma-separated {what}, got '{value}'") from None
+
+
+# -- one vocabulary across commands (docs/cli.md) ---------------------------------------------------------------------
+AXIS_NAMES = {"sagittal": 0, "coronal": 1, "axial": 2}
+AXIS_HELP = "sagittal | coronal | axial, or 0 | 1 | 2 (canonical RAS: 0 = x, 1 = y, 2 = z; any stored orientation)"
+
+
+def parse_axis(value: str | int, option: str = "--axis", allow_auto: bool = False) -> int | str:
+    """``--axis`` in the one frame every command uses: an anatomical name or the canonical RAS axis number.
+
+    Returns 0, 1 or 2 (or ``"auto"`` where ``allow_auto``); InputError otherwise.
+    """
+    text = str(value).strip().lower()
+    if allow_auto and text == "auto":
+        return "auto"
+    if text in AXIS_NAMES:
+        return AXIS_NAMES[text]
+    if text in ("0", "1", "2"):
+        return int(text)
+    choices = ("auto, " if allow_auto else "") + "sagittal, coronal, axial, 0, 1 or 2"
+    raise InputError(f"{option} must be {choices}, got '{value}'")
+
+
+def axis_name(axis: int) -> str:
+    """0 -> 'sagittal', 1 -> 'coronal', 2 -> 'axial'."""
+    return {v: k for k, v in AXIS_NAMES.items()}[int(axis)]
+
+
+def warn_deprecated(old: str, new: str) -> None:
+    """One line on stderr for a spelling kept for one release."""
+    typer.echo(f"warning: {old} is deprecated and will be removed in the next release; use {new}", err=True)
+
+
+def renamed_option(value, old_value, old: str, new: str):
+    """The value of an option renamed from ``old`` to ``new``: the old spelling still works with a deprecation line;
+    giving both is an error."""
+    if old_value is None:
+        return value
+    if value is not None:
+        raise InputError(f"{old} is the old name of {new}; give only {new}")
+    warn_deprecated(old, new)
+    return old_value
+
+
+
+def out_option(out, out_arg):
+    """``--out``, or the deprecated positional OUT (``data synth-brain``, ``data degrade`` before this release)."""
+    if out_arg is not None:
+        if out is not None:
+            raise InputError("give the output once: --out (a positional OUT is its old place)")
+        warn_deprecated("a positional OUT", "--out OUT")
+        return out_arg
+    if out is None:
+        raise InputError("missing --out: where to write the result")
+    return out

@@ -13,7 +13,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from versaseg.cli.common import user_errors
+from versaseg.cli.common import AXIS_HELP, axis_name, out_option, parse_axis, user_errors
 from versaseg.errors import InputError
 from versaseg.io.atomic import replace_folder
 
@@ -22,8 +22,10 @@ _HELP = (
     "a fraction of the kept slices the way hurried annotation goes wrong (leak: region growing past a weak edge; "
     "over: dilation by 1-3 px; under: erosion by 1-3 px; jitter: smooth random contour displacement; shift: the "
     "adjacent slice's annotation, or a translation by 1-4 px; missed: a small connected component dropped).\n\n"
-    "Slices are taken along --axis, the array axis of the volume as stored (index order I, J, K of the file; no "
-    "reorientation): --axis 2 keeps label[:, :, k] for k = offset, offset + K, ...\n\n"
+    "Slices are taken along --axis, in the frame every versaseg command uses: axial, coronal, sagittal (or 2, 1, 0, "
+    "the canonical RAS axes), whatever the file's stored orientation. The slices are those of the stored array axis "
+    "closest to it (no resampling): for an RAS-stored file --axis axial keeps label[:, :, k] for k = offset, "
+    "offset + K, ... (--offset counts along that stored axis). The report names the stored axis too.\n\n"
     "Conventions: by default unannotated voxels get an ignore label (nnU-Net v2): --ignore-label N, or, if not "
     "given, the highest label value + 1 (in --dataset mode: the highest dataset.json label + 1; for a single file: "
     "the highest value in that file + 1, so pass --ignore-label to keep files consistent). --empty-slices instead "
@@ -64,13 +66,11 @@ def _check_label_array(array: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _check_options(
-    every: int, axis: int, offset: int, noisy_fraction: float, seed: int, ignore_label: int | None, empty_slices: bool
+    every: int, offset: int, noisy_fraction: float, seed: int, ignore_label: int | None, empty_slices: bool
 ) -> None:
     """Validate the options that do not depend on the data; raises InputError naming the option."""
     if every < 1:
         raise InputError(f"--every must be at least 1, got {every}")
-    if axis not in (0, 1, 2):
-        raise InputError(f"--axis must be 0, 1 or 2, got {axis}")
     if offset < 0:
         raise InputError(f"--offset must be >= 0, got {offset}")
     if not 0.0 <= noisy_fraction <= 1.0:
@@ -95,6 +95,19 @@ def _write_report(path: Path, data: dict) -> None:
     typer.echo(f"wrote {path}")
 
 
+def _ignore_value(ignore_label: int | None, empty_slices: bool, top: int, path: Path, where: str = "") -> int | None:
+    """The ignore label to write: None with --empty-slices, else --ignore-label (above every label value ``top``) or
+    ``top + 1``."""
+    if empty_slices:
+        return None
+    if ignore_label is None:
+        return top + 1
+    if ignore_label <= top:
+        raise InputError(f"--ignore-label {ignore_label} collides with label value {top}{where}; use a value above "
+                         f"{top}", path)
+    return ignore_label
+
+
 def _degrade_file(
     label_path: Path,
     out: Path,
@@ -110,24 +123,15 @@ def _degrade_file(
 ) -> dict:
     """Degrade one label file into ``out``; returns the report dict."""
     from versaseg.data.degrade import degrade_label
-    from versaseg.io.image import read_volume, write_volume
+    from versaseg.io.image import read_volume, stored_axis, write_volume
     from versaseg.io.segmentation import segments_for_output
 
     volume = read_volume(label_path)
     label = _check_label_array(volume.array, label_path)
+    axis, ras_axis = stored_axis(volume.affine, axis), axis
     _check_offset(offset, label.shape, axis, label_path)
-    top = int(label.max()) if label.size else 0
-    if empty_slices:
-        ignore = None
-    elif ignore_label is None:
-        ignore = top + 1
-    else:
-        if ignore_label <= top:
-            raise InputError(
-                f"--ignore-label {ignore_label} collides with label value {top} in the file; use a value above {top}",
-                label_path,
-            )
-        ignore = ignore_label
+    ignore = _ignore_value(ignore_label, empty_slices, int(label.max()) if label.size else 0, label_path,
+                           " in the file")
     image = None
     if image_path is not None:
         image_volume = read_volume(image_path)
@@ -137,7 +141,7 @@ def _degrade_file(
     degraded, report = degrade_label(label, every, axis, offset, noisy_fraction, seed, ignore, image)
     write_volume(out, degraded, like=volume, overwrite=overwrite,
                  segments=segments_for_output(degraded, volume.segments, ignore_label=ignore))
-    return report.to_dict()
+    return {**report.to_dict(), "canonical_axis": axis_name(ras_axis)}
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -163,7 +167,7 @@ def _degrade_dataset(
     """Degrade every labelsTr file of the dataset ``root`` into the new dataset folder ``out``; returns the report."""
     from versaseg.data.degrade import degrade_label
     from versaseg.io.dataset import IGNORE_NAME, load_dataset
-    from versaseg.io.image import read_volume, write_volume
+    from versaseg.io.image import read_volume, stored_axis, write_volume
 
     spec = load_dataset(root)
     dataset_json = root / "dataset.json"
@@ -171,16 +175,7 @@ def _degrade_dataset(
         raise InputError("dataset already has an 'ignore' label; degrade a fully annotated dataset", dataset_json)
     cases = spec.training_cases()
     top = max(spec.labels.values())
-    if empty_slices:
-        ignore = None
-    elif ignore_label is None:
-        ignore = top + 1
-    else:
-        if ignore_label <= top:
-            raise InputError(
-                f"--ignore-label {ignore_label} collides with label value {top}; use a value above {top}", dataset_json
-            )
-        ignore = ignore_label
+    ignore = _ignore_value(ignore_label, empty_slices, top, dataset_json)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
@@ -201,14 +196,16 @@ def _degrade_dataset(
             label = _check_label_array(volume.array, case.label)
             if label.size and int(label.max()) > top:
                 raise InputError(f"label value {int(label.max())} is not in dataset.json (max {top})", case.label)
-            _check_offset(offset, label.shape, axis, case.label)
+            case_axis = stored_axis(volume.affine, axis)
+            _check_offset(offset, label.shape, case_axis, case.label)
             guide = read_volume(case.images[0])
             if guide.shape != volume.shape:
                 raise InputError(f"image shape {guide.shape} does not match label shape {volume.shape}", case.images[0])
             case_seed = [seed, zlib.crc32(case.case_id.encode())]
-            degraded, report = degrade_label(label, every, axis, offset, noisy_fraction, case_seed, ignore, guide.array)
+            degraded, report = degrade_label(label, every, case_axis, offset, noisy_fraction, case_seed, ignore,
+                                             guide.array)
             write_volume(tmp / "labelsTr" / case.label.name, degraded, like=volume)
-            reports[case.case_id] = report.to_dict()
+            reports[case.case_id] = {**report.to_dict(), "canonical_axis": axis_name(axis)}
             typer.echo(f"{case.case_id}: {report.summary()}")
         spec.root = tmp
         if ignore is not None:
@@ -218,7 +215,7 @@ def _degrade_dataset(
             "versaseg_degrade": {
                 "source": str(root),
                 "every": every,
-                "axis": axis,
+                "axis": axis_name(axis),
                 "offset": offset,
                 "noisy_fraction": noisy_fraction,
                 "seed": seed,
@@ -243,21 +240,25 @@ def degrade(
             show_default=False,
         ),
     ],
-    out: Annotated[
-        Path,
-        typer.Argument(
-            help="Output label map (same geometry as LABEL); with --dataset, the new dataset folder.",
-            show_default=False,
-        ),
-    ],
     every: Annotated[
         int,
         typer.Option("--every", help="Annotate every K-th slice (K >= 1; 1 keeps every slice).", show_default=False),
     ],
+    out_arg: Annotated[
+        Path | None,
+        typer.Argument(metavar="[OUT]", help="Old place of --out (deprecated).", show_default=False, hidden=True),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Output label map (same geometry as LABEL); with --dataset, the new dataset folder.",
+            show_default=False,
+        ),
+    ] = None,
     axis: Annotated[
-        int,
-        typer.Option("--axis", help="Array axis of the volume as stored (0, 1 or 2) along which slices are taken."),
-    ] = 2,
+        str,
+        typer.Option("--axis", help="Axis along which slices are taken: " + AXIS_HELP + "."),
+    ] = "axial",
     offset: Annotated[
         int,
         typer.Option("--offset", help="Index of the first annotated slice along --axis."),
@@ -324,7 +325,9 @@ def degrade(
     from versaseg.io.atomic import check_writable
     from versaseg.io.image import file_ending
 
-    _check_options(every, axis, offset, noisy_fraction, seed, ignore_label, empty_slices)
+    out = out_option(out, out_arg)
+    axis = parse_axis(axis)
+    _check_options(every, offset, noisy_fraction, seed, ignore_label, empty_slices)
     if report is not None:
         if report.is_dir():
             raise InputError("--report is a folder; give a JSON file name", report)
@@ -364,7 +367,8 @@ def degrade(
 def _summary(data: dict) -> str:
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(data["corrupted_per_kind"].items()))
     return (
-        f"{data['num_annotated']}/{data['num_slices']} slices annotated along axis {data['axis']}, "
+        f"{data['num_annotated']}/{data['num_slices']} slices annotated along {data['canonical_axis']} (stored axis "
+        f"{data['axis']}), "
         f"{data['num_corrupted']} corrupted"
         + (f" ({kinds})" if kinds else "")
         + (f"; ignore label {data['ignore_label']}" if data["ignore_label"] is not None else "; empty slices")

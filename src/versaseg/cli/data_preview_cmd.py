@@ -37,7 +37,7 @@ def preview(
         "--case", "-c", help="Case id inside the dataset folder; default: the first training case.",
         show_default=False)] = None,
     label: Annotated[Path | None, typer.Option(
-        "--label", help="Label file of the case when SOURCE lists image files.", show_default=False)] = None,
+        "--label", "-l", help="Label file of the case when SOURCE lists image files.", show_default=False)] = None,
     mip: Annotated[str | None, typer.Option(
         "--mip", help="Channel to show as a maximum-intensity projection; default: the angiography channel, if any; "
         "'none' for no MIP column.", show_default=False)] = None,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from versaseg.cli.common import user_errors
+from versaseg.cli.common import out_option, renamed_option, user_errors
 
 _HELP = (
     "Generate a synthetic multi-modal brain MR dataset in the nnU-Net v2 layout (dataset.json, "
@@ -17,7 +17,7 @@ _HELP = (
     "Channels per case: 0 T1-weighted (MPRAGE-like), 1 heavy T2-weighted (MR cisternography: CSF very bright, brain "
     "grey, vessels dark flow voids), 2 TOF angiography (background suppressed, arteries bright). Images are int16 "
     "magnitude images, labels uint8, both in RAS+ with the head centred near the MNI origin.\n\n"
-    "Label sets (--labels): 'brain' = 1 cerebrum, 2 cerebellum, 3 brainstem (with the upper spinal cord), 4 vessels "
+    "Label sets (--label-set): 'brain' = 1 cerebrum, 2 cerebellum, 3 brainstem (with the upper spinal cord), 4 vessels "
     "(a procedurally grown arterial tree: circle of Willis, cerebral and cerebellar arteries, cortical branches in the "
     "sulci; radius 2.5 mm tapering to 0.5 mm; about 0.5-1 % of the brain at 1.5 mm); 'basal-ganglia' = 1 caudate, "
     "2 putamen, 3 pallidum; 'structures' (the label-completion benchmark's) = 1 cerebrum without the basal "
@@ -33,16 +33,18 @@ _HELP = (
     "The dataset is built in a hidden temporary sibling folder and renamed onto OUT at the end; OUT must not exist or "
     "be empty unless --overwrite.\n\n"
     "Examples:\n\n"
-    "  versaseg data synth-brain data/SynthBrain --cases 20 --test-cases 5\n\n"
-    "  versaseg data synth-brain data/SynthBG --labels basal-ganglia --spacing 1.0\n\n"
-    "  versaseg data synth-brain /tmp/tiny --tiny --cases 2"
+    "  versaseg data synth-brain --out data/SynthBrain --cases 20 --test-cases 5\n\n"
+    "  versaseg data synth-brain --out data/SynthBG --label-set basal-ganglia --spacing 1.0\n\n"
+    "  versaseg data synth-brain --out /tmp/tiny --tiny --cases 2"
 )
 
 
 @user_errors
 def synth_brain(
-    out: Annotated[Path, typer.Argument(help="Output dataset folder (created; must be empty unless --overwrite).",
-                                        show_default=False)],
+    out_arg: Annotated[Path | None, typer.Argument(metavar="[OUT]", help="Old place of --out (deprecated).",
+                                                   show_default=False, hidden=True)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output dataset folder (created; must be empty "
+                                             "unless --overwrite).", show_default=False)] = None,
     cases: Annotated[int, typer.Option("--cases", "-n", help="Training cases (imagesTr + labelsTr).")] = 20,
     test_cases: Annotated[int, typer.Option("--test-cases", help="Test cases (imagesTs + labelsTs), numbered after "
                                             "the training cases.")] = 0,
@@ -53,10 +55,11 @@ def synth_brain(
     shape: Annotated[str | None, typer.Option(
         "--shape", help="Output grid X,Y,Z in voxels (each >= 16); the head stays centred. Default: the whole head "
         "(176 x 208 x 176 mm) at --spacing.", show_default=False)] = None,
-    labels: Annotated[str, typer.Option(
-        "--labels", help="Label set: 'brain' (cerebrum, cerebellum, brainstem, vessels) or 'basal-ganglia' (caudate, "
-        "putamen, pallidum) or 'structures' (cerebrum, cerebellum, brainstem, basal ganglia) or 'vessels' "
-        "(binary).")] = "brain",
+    label_set: Annotated[str | None, typer.Option(
+        "--label-set", help="Label set: 'brain' (cerebrum, cerebellum, brainstem, vessels) or 'basal-ganglia' "
+        "(caudate, putamen, pallidum) or 'structures' (cerebrum, cerebellum, brainstem, basal ganglia) or 'vessels' "
+        "(binary). Default: brain.", show_default=False)] = None,
+    labels: Annotated[str | None, typer.Option("--labels", hidden=True, help="Old name of --label-set.")] = None,
     tiny: Annotated[bool, typer.Option(
         "--tiny", help="A coarse 4 mm dataset (44 x 52 x 44 voxels) for unit tests: well under a second per case, "
         "same channels and labels.")] = False,
@@ -65,6 +68,8 @@ def synth_brain(
 ) -> None:
     from versaseg.data.synthetic.dataset import parse_shape, parse_spacing, write_synth_dataset
 
+    out = out_option(out, out_arg)
+    label_set = renamed_option(label_set, labels, "--labels", "--label-set") or "brain"
     spacing_value = None if spacing is None else parse_spacing(spacing)
     shape_value = None if shape is None else parse_shape(shape)
 
@@ -72,7 +77,7 @@ def synth_brain(
         typer.echo(f"  {case_id} ({done}/{total})", err=True)
 
     written = write_synth_dataset(out, cases=cases, test_cases=test_cases, seed=seed, spacing=spacing_value,
-                                  shape=shape_value, label_set=labels, tiny=tiny, workers=workers,
+                                  shape=shape_value, label_set=label_set, tiny=tiny, workers=workers,
                                   overwrite=overwrite, progress=progress)
     typer.echo(f"wrote {cases} training + {test_cases} test cases to {written}")
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from versaseg.cli.common import user_errors
+from versaseg.cli.common import renamed_option, user_errors
 from versaseg.errors import InputError
 
 _HELP = (
@@ -21,7 +21,7 @@ _HELP = (
     "both empty: Dice=IoU=1, HD95=ASSD=0, rvd=0, sensitivity=precision=nan;\n"
     "only G empty: Dice=IoU=0, HD95=ASSD=nan, rvd=nan, sensitivity=nan, precision=0;\n"
     "only P empty: Dice=IoU=0, HD95=ASSD=nan, rvd=-1, sensitivity=0, precision=nan.\n\n"
-    "Ignored voxels (ground truth equal to the 'ignore' label of --labels) are set to background in both maps "
+    "Ignored voxels (ground truth equal to the 'ignore' label of --dataset-json) are set to background in both maps "
     "before computing, so they count neither as hits nor as errors."
 )
 
@@ -45,16 +45,17 @@ def evaluate(
             show_default=False,
         ),
     ],
-    labels: Annotated[
+    dataset_json: Annotated[
         Path | None,
         typer.Option(
-            "--labels",
+            "--dataset-json",
             help="dataset.json (or its folder) naming the classes; voxels whose ground truth is its 'ignore' label "
             "are excluded (set to background in both maps). Without it, every non-zero value found is a class "
             "named label_<value>.",
             show_default=False,
         ),
     ] = None,
+    labels: Annotated[Path | None, typer.Option("--labels", hidden=True, help="Old name of --dataset-json.")] = None,
     json_out: Annotated[
         Path | None,
         typer.Option(
@@ -87,6 +88,7 @@ def evaluate(
     from versaseg.evaluation.evaluate import evaluate_paths
     from versaseg.io.atomic import check_writable
 
+    dataset_json = renamed_option(dataset_json, labels, "--labels", "--dataset-json")
     for out in (json_out, csv_out):
         if out is not None:
             if out.is_dir():
@@ -95,7 +97,7 @@ def evaluate(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         try:
-            result = evaluate_paths(pred, gt, labels, workers=workers)
+            result = evaluate_paths(pred, gt, dataset_json, workers=workers)
         finally:
             for warning in caught:
                 typer.echo(f"warning: {warning.message}", err=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from versaseg.cli.common import json_object_option, user_errors
+from versaseg.cli.common import AXIS_HELP, json_object_option, parse_axis, user_errors
 
 study_app = typer.Typer(help="Controlled comparisons with statistics (losses).", no_args_is_help=True)
 
@@ -22,7 +22,7 @@ LOSSES_HELP = (
     "--batch-size and --network-kwargs) - a smoke-level comparison that finishes in minutes; use the defaults (or "
     "more) for conclusions.\n\n"
     "Example:\n\n"
-    "  versaseg data synth-brain data/synth --cases 10 --spacing 2.5\n\n"
+    "  versaseg data synth-brain --out data/synth --cases 10 --spacing 2.5\n\n"
     "  versaseg study losses data/synth --out study --losses ce,ce_focal,dice,dice_inverse --folds 5"
 )
 
@@ -46,12 +46,15 @@ def losses(
                                        help="JSON object of network options (as for `versaseg train`)."),
     batch_size: int = typer.Option(0, "--batch-size", help="Samples per iteration (0 = the trainer's default)."),
     dim: str = typer.Option("2d", help="2d or 3d."),
-    axis: int = typer.Option(2, help="Slicing axis for 2d (canonical RAS: 2 = axial)."),
+    axis: str = typer.Option("axial", help="Slicing axis for 2d: " + AXIS_HELP + "."),
     seed: int = typer.Option(0, help="Seed of the split and of every run."),
     quick: bool = typer.Option(False, "--quick", help="3 epochs x 10 iterations, batch 8, base width 8."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    device: str = typer.Option("auto", help="auto (CUDA when available) | cpu | cuda: training and prediction."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete an existing study in OUT and start again "
+                                   "(without it, an existing study resumes)."),
 ) -> None:
     from versaseg.errors import InputError
+    from versaseg.io.run_dir import resolve_device
     from versaseg.tasks.loss_study import StudySettings, run_study
 
     if folds is not None and test_split is not None:
@@ -61,11 +64,13 @@ def losses(
                              test_split=test_split if test_split is not None else (None if folds else 0.3),
                              epochs=epochs, iterations=iterations, batch_size=batch_size, network=network,
                              network_kwargs=json_object_option(network_kwargs, "--network-kwargs"), dim=dim,
-                             axis=axis, seed=seed, device=device)
+                             axis=parse_axis(axis), seed=seed, device=device)
     if quick:
         settings.epochs, settings.iterations, settings.batch_size = 3, 10, 8
         settings.network_kwargs = {"depth": 4, "base_width": 8}
-    summary = run_study(dataset, out, settings, progress=lambda message: typer.echo(message, err=True))
+    resolve_device(device)  # an unknown or unavailable device is an error before anything is written
+    summary = run_study(dataset, out, settings, progress=lambda message: typer.echo(message, err=True),
+                        overwrite=overwrite)
     best = min(summary["losses"], key=lambda loss: summary["losses"][loss]["rank_score"])
     typer.echo(f"wrote {out / 'summary.md'}; best rank score: {best} "
                f"({summary['losses'][best]['rank_score']:.2f})")

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import typer
 
-from versaseg.cli.common import json_object_option, user_errors
+from versaseg.cli.common import (
+    AXIS_HELP,
+    json_object_option,
+    number_list_option,
+    parse_axis,
+    renamed_option,
+    user_errors,
+    warn_deprecated,
+)
 
 synth_app = typer.Typer(
     help="Modality synthesis with pix2pix: learn to turn one MR channel into another (e.g. T2 -> TOF), apply it to "
@@ -25,8 +33,9 @@ TRAIN_HELP = (
     "DistributedDataParallel, --val-every and --save-every work the same.\n\n"
     "Intensities: each image is clipped to its own --percentiles (whole volume) and mapped to [-1, 1]; the run "
     "stores the target's typical range (median over training cases) so `synth apply` writes target-like units.\n\n"
-    "2d trains on slices perpendicular to --axis that contain brain (whole slices, padded, by default); 3d on random "
-    "--patch patches. A --val-fraction of the cases is held out: after each epoch RUN/metrics.csv gets a row (epoch, "
+    "2d trains on slices perpendicular to --axis that contain brain (whole slices, padded, by default); 3d on "
+    "random --patch-size patches. A --val-fraction of the cases is held out: after each epoch RUN/metrics.csv gets "
+    "a row (epoch, "
     "g_adv, g_l1, d_loss, lr, seconds, samples_per_s and, on validated epochs, val_mae, val_psnr, val_ssim, "
     "val_seconds) with MAE, PSNR (data range 2) and SSIM of the synthetic vs the real target inside the brain mask "
     "(label > 0; Otsu foreground of the source without labels), "
@@ -34,7 +43,7 @@ TRAIN_HELP = (
     "curves.png and samples/epoch_NNN.png (source | synthetic | real) every --sample-every epochs and after the last."
     "\n\nChannels are names from dataset.json channel_names or indices.\n\n"
     "Examples:\n\n"
-    "  versaseg data synth-brain data/synth --cases 10 --spacing 2.5\n\n"
+    "  versaseg data synth-brain --out data/synth --cases 10 --spacing 2.5\n\n"
     "  versaseg synth train data/synth --source T2 --target TOF --out runs/t2_tof --epochs 50\n\n"
     "  versaseg synth train data/synth --source T2 --target TOF --out runs/t2_tof --epochs 80 --resume"
 )
@@ -53,18 +62,11 @@ AUGMENT_HELP = (
     "the source channel; labels are copied unchanged, so `versaseg train OUT` uses the channel like any other. The "
     "new dataset is built in a hidden temporary folder and renamed into place at the end.\n\n"
     "Example:\n\n"
-    "  versaseg synth augment data/synth runs/t2_tof --out data/synth_plus_tof\n\n"
+    "  versaseg synth augment runs/t2_tof data/synth --out data/synth_plus_tof\n\n"
+    "RUN comes first, as in `predict RUN INPUTS` (what is used, then what is read); the older order DATASET RUN is "
+    "still understood for one release, with a warning.\n\n"
     "  versaseg train data/synth_plus_tof --out runs/seg4ch"
 )
-
-
-def _floats(value: str, option: str) -> list[float]:
-    from versaseg.errors import InputError
-
-    try:
-        return [float(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise InputError(f"{option} must be comma-separated numbers, got '{value}'") from None
 
 
 @user_errors
@@ -74,12 +76,14 @@ def train(
     target: str = typer.Option(..., "--target", help="Channel to synthesise: name (e.g. TOF) or index."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to create."),
     dim: str = typer.Option("2d", help="2d: slice-wise along --axis; 3d: patch-wise."),
-    axis: int = typer.Option(2, help="Slicing axis for 2d in canonical RAS: 0 sagittal, 1 coronal, 2 axial."),
+    axis: str = typer.Option("axial", help="Slicing axis for 2d: " + AXIS_HELP + "."),
     epochs: int = typer.Option(50, help="Number of epochs."),
     iterations: int = typer.Option(50, "--iterations", help="Training iterations (batches) per epoch."),
     batch_size: int = typer.Option(0, "--batch-size", help="Batch size; 0 = 4 slices (2d) or 2 patches (3d)."),
-    patch: str = typer.Option("", "--patch", help="Comma-separated patch size (2 values for 2d, 3 for 3d); empty = "
-                              "whole slices padded to the generator's divisor (2d) or 64,64,64 (3d)."),
+    patch_size: str = typer.Option(None, "--patch-size", help="Comma-separated patch size (2 values for 2d, 3 for "
+                                   "3d); empty = whole slices padded to the generator's divisor (2d) or 64,64,64 "
+                                   "(3d)."),
+    patch: str = typer.Option(None, "--patch", hidden=True, help="Old name of --patch-size."),
     network: str = typer.Option("unet", help="Generator network from the registry (see `versaseg networks`)."),
     network_kwargs: str = typer.Option("{}", "--network-kwargs", help="JSON object of generator options; {} = "
                                        "depth 5, base width 32 (2d) or depth 4, base width 16 (3d)."),
@@ -107,19 +111,16 @@ def train(
                                 "config is used, --epochs may extend it."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory's files."),
 ) -> None:
-    from versaseg.errors import InputError
     from versaseg.tasks.synthesis import train_synthesis
     from versaseg.training.config import SynthConfig
 
     kwargs = json_object_option(network_kwargs, "--network-kwargs")
-    try:
-        patch_size = [int(p) for p in patch.split(",")] if patch.strip() else []
-    except ValueError:
-        raise InputError(f"--patch must be comma-separated integers, got '{patch}'") from None
-    config = SynthConfig(source=source, target=target, dim=dim, axis=axis, patch_size=patch_size,
+    patch_size = number_list_option(renamed_option(patch_size, patch, "--patch", "--patch-size") or "",
+                                    "--patch-size")
+    config = SynthConfig(source=source, target=target, dim=dim, axis=parse_axis(axis), patch_size=patch_size,
                          batch_size=batch_size, epochs=epochs, iterations_per_epoch=iterations, network=network,
                          network_kwargs=kwargs, gan_loss=gan_loss, lambda_l1=lambda_l1, learning_rate=lr,
-                         percentiles=_floats(percentiles, "--percentiles"), val_fraction=val_fraction,
+                         percentiles=number_list_option(percentiles, "--percentiles", float), val_fraction=val_fraction,
                          sample_every=sample_every, val_every=val_every, save_every=save_every, schedule=schedule,
                          grad_clip=grad_clip, num_workers=workers, seed=seed)
     train_synthesis(config, dataset, out, resume=resume, overwrite=overwrite, device=device)
@@ -142,8 +143,8 @@ def apply(
 
 @user_errors
 def augment(
-    dataset: Path = typer.Argument(..., help="Dataset folder (nnU-Net v2 layout) holding the run's source channel."),
     run: Path = typer.Argument(..., help="Run directory of `versaseg synth train`."),
+    dataset: Path = typer.Argument(..., help="Dataset folder (nnU-Net v2 layout) holding the run's source channel."),
     out: Path = typer.Option(..., "--out", "-o", help="New dataset folder (DATASET2)."),
     name: str = typer.Option("", "--name", help="Name of the new channel in dataset.json (default 'synthetic "
                              "<target>')."),
@@ -152,6 +153,9 @@ def augment(
 ) -> None:
     from versaseg.tasks.synthesis import augment_dataset
 
+    if (run / "dataset.json").is_file() and (dataset / "config.json").is_file():
+        warn_deprecated("synth augment DATASET RUN", "synth augment RUN DATASET")
+        run, dataset = dataset, run
     written = augment_dataset(dataset, run, out, overwrite=overwrite, device=device, channel_name=name or None)
     typer.echo(f"wrote {written}")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from versaseg.cli.common import json_object_option, user_errors
+from versaseg.cli.common import AXIS_HELP, json_object_option, number_list_option, parse_axis, user_errors
 from versaseg.losses.registry import LOSSES, describe_options
 
 HELP = (
@@ -30,8 +30,7 @@ def train(
                                        "'{\"depth\": 4, \"base_width\": 16, \"norm\": \"instance\", "
                                        "\"residual\": false}'."),
     dim: str = typer.Option("2d", help="2d: slice-wise along --axis; 3d: patch-wise."),
-    axis: int = typer.Option(2, help="Slicing axis for 2d, in the canonical RAS orientation: 0 sagittal "
-                             "(x), 1 coronal (y), 2 axial (z)."),
+    axis: str = typer.Option("axial", help="Slicing axis for 2d: " + AXIS_HELP + "."),
     epochs: int = typer.Option(50, help="Number of epochs."),
     iterations: int = typer.Option(50, "--iterations", help="Training iterations (batches) per epoch."),
     batch_size: int = typer.Option(0, help="Batch size; 0 = 16 slices (2d) or 2 patches (3d)."),
@@ -57,17 +56,13 @@ def train(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory's files."),
 ) -> None:
     """Train a network on a dataset (the command help is HELP)."""
-    from versaseg.errors import InputError
     from versaseg.tasks.training import train as run_training
     from versaseg.training.config import TrainConfig
 
     kwargs = json_object_option(network_kwargs, "--network-kwargs")
     loss_options = json_object_option(loss_kwargs, "--loss-kwargs")
-    try:
-        patch = [int(p) for p in patch_size.split(",")] if patch_size.strip() else []
-    except ValueError:
-        raise InputError(f"--patch-size must be comma-separated integers, got '{patch_size}'") from None
-    config = TrainConfig(network=network, network_kwargs=kwargs, dim=dim, axis=axis, patch_size=patch,
+    patch = number_list_option(patch_size, "--patch-size")
+    config = TrainConfig(network=network, network_kwargs=kwargs, dim=dim, axis=parse_axis(axis), patch_size=patch,
                          batch_size=batch_size, epochs=epochs, iterations_per_epoch=iterations, learning_rate=lr,
                          loss=loss, loss_kwargs=loss_options, augmentation=augmentation, val_fraction=val_fraction,
                          val_every=val_every, seed=seed, num_workers=workers, tensorboard=tensorboard,

@@ -351,7 +351,8 @@ def evaluate_paths(
         for result in results:
             found.update(result.classes)
         if not found:
-            raise InputError("no foreground label in any ground truth or prediction; pass --labels to name classes", gt)
+            raise InputError("no foreground label in any ground truth or prediction; pass --dataset-json to name "
+                             "classes", gt)
         classes = dict(sorted(found.items(), key=lambda kv: kv[1]))
         absent = empty_metrics()
         cases = {case: {name: metrics.get(name, dict(absent)) for name in classes} for case, metrics in cases.items()}

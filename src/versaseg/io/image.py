@@ -264,3 +264,11 @@ def from_canonical(array: np.ndarray, orientation: np.ndarray) -> np.ndarray:
 
     back = nio.ornt_transform(nio.axcodes2ornt("RAS"), orientation)
     return np.ascontiguousarray(nio.apply_orientation(array, back))
+
+
+def stored_axis(affine: np.ndarray, canonical_axis: int) -> int:
+    """The array axis (0, 1, 2 of the file as stored) closest to canonical RAS axis ``canonical_axis``
+    (0 = left-right / sagittal slices, 1 = posterior-anterior / coronal, 2 = inferior-superior / axial)."""
+    import nibabel.orientations as nio
+
+    return int(np.flatnonzero(nio.io_orientation(affine)[:, 0] == canonical_axis)[0])

@@ -122,16 +122,16 @@ def run_demo(out: str | Path, epochs: int = 30, iterations: int = 25, cases: int
             *explained]),
         ("Two-stage cascade for small structures (versaseg cascade)", cascade),
         ("Reproduce from the CLI", [
-            f"versaseg data synth-brain DATA --cases {cases} --test-cases {test_cases} --spacing {spacing}",
+            f"versaseg data synth-brain --out DATA --cases {cases} --test-cases {test_cases} --spacing {spacing}",
             f"versaseg train {data} --out RUN --epochs {epochs} --iterations {iterations} --save-every "
             f"{config.save_every} --network-kwargs '{json.dumps(DEMO_NETWORK)}'",
             f"versaseg predict RUN {data} --out PRED",
-            f"versaseg evaluate PRED {data / 'labelsTs'} --labels {data / 'dataset.json'}",
+            f"versaseg evaluate PRED {data / 'labelsTs'} --dataset-json {data / 'dataset.json'}",
             f"versaseg explain RUN {' '.join(str(p) for p in test_cases_files[0].images)} --out EXPLAIN --label "
             f"{test_cases_files[0].label or data / 'labelsTs' / (test_cases_files[0].case_id + '.nii.gz')} "
             "--class vessels",
-            f"versaseg data synth-brain DATA_BG --labels basal-ganglia --cases {cases} --test-cases {test_cases} "
-            f"--spacing {spacing}",
+            f"versaseg data synth-brain --out DATA_BG --label-set basal-ganglia --cases {cases} "
+            f"--test-cases {test_cases} --spacing {spacing}",
             f"versaseg cascade train DATA_BG --out CASCADE --stage1-epochs {max(1, epochs // 3)} --stage2-epochs "
             f"{epochs} --iterations {iterations} --network-kwargs '{json.dumps(DEMO_NETWORK)}'",
             "versaseg cascade predict CASCADE DATA_BG --out PRED_BG --figures",

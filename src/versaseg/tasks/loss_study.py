@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import math
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -74,8 +75,11 @@ def case_splits(case_ids: Sequence[str], folds: int | None, test_split: float | 
 
 
 def run_study(dataset: str | Path, out: str | Path, settings: StudySettings,
-              progress: Callable[[str], None] = print) -> dict:
-    """Train, evaluate and compare; writes ``out`` (see :func:`write_outputs`) and returns the summary dict."""
+              progress: Callable[[str], None] = print, overwrite: bool = False) -> dict:
+    """Train, evaluate and compare; writes ``out`` (see :func:`write_outputs`) and returns the summary dict.
+
+    An existing study folder resumes (finished runs reused); ``overwrite`` starts it again from nothing.
+    """
     from versaseg.io.dataset import load_dataset
     from versaseg.losses.registry import available_losses
 
@@ -95,14 +99,19 @@ def run_study(dataset: str | Path, out: str | Path, settings: StudySettings,
                          dataset / "dataset.json")
     files = {f.case_id: f for f in spec.training_cases()}
     splits = case_splits(list(files), settings.folds, settings.test_split, settings.seed)
-    out.mkdir(parents=True, exist_ok=True)
     study_json = out / "study.json"
+    if overwrite and out.exists():
+        if not study_json.exists() and any(out.iterdir()):
+            raise InputError("--overwrite would delete a folder that is not a study folder (no study.json)", out)
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
     config = {"dataset": str(dataset), "settings": asdict(settings), "splits": splits}
     if study_json.exists():
         previous = json.loads(study_json.read_text())
         if previous.get("splits") != [list(map(list, s)) for s in splits] or previous["settings"] | {
                 "losses": settings.losses, "classes": settings.classes} != config["settings"]:
-            raise InputError("the study folder holds a study with other settings; use another --out", study_json)
+            raise InputError("the study folder holds a study with other settings; use another --out or pass "
+                             "--overwrite to start again", study_json)
     write_text_atomic(study_json, json.dumps(config, indent=2) + "\n")
 
     rows: list[dict] = []
@@ -133,6 +142,7 @@ def _train_and_evaluate(dataset: Path, run_dir: Path, loss: str, train_ids: list
     from versaseg.data.case import load_case
     from versaseg.evaluation.metrics import case_metrics
     from versaseg.inference.predictor import Predictor
+    from versaseg.io.run_dir import resolve_device
     from versaseg.tasks.training import train
     from versaseg.training.config import TrainConfig
 
@@ -141,8 +151,9 @@ def _train_and_evaluate(dataset: Path, run_dir: Path, loss: str, train_ids: list
                          batch_size=settings.batch_size, loss=loss, seed=settings.seed, val_fraction=0.0,
                          train_cases=sorted(train_ids))
     resume = (run_dir / "checkpoint.pt").exists()
-    train(config, dataset, run_dir, resume=resume, overwrite=not resume, device=settings.device)
-    predictor = Predictor(run_dir, device=settings.device if settings.device != "auto" else "cpu")
+    device = resolve_device(settings.device)  # once: training and prediction on the same device
+    train(config, dataset, run_dir, resume=resume, overwrite=not resume, device=device)
+    predictor = Predictor(run_dir, device=device)
     classes = {name: value for name, value in spec.labels.items() if name not in ("background", "ignore")}
     results = {}
     for files in test_files:
