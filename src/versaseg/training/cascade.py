@@ -26,8 +26,8 @@ from versaseg.io.run_dir import RunKind
 STAGE1_CLASSES = ("merged", "all")
 ROI_RULES = ("major", "all", "largest")  # see versaseg.inference.postprocess.select_components
 MERGED_NAME = "target"
-CASCADE_RUN = RunKind("cascade run", ("cascade.json", "stage1", "stage2", "work"),
-                      ("cascade.json", "stage1", "stage2", "work"), resumable=False)
+CASCADE_FILES = ("cascade.json", "stage1", "stage2", "work")
+CASCADE_RUN = RunKind("cascade run", CASCADE_FILES, CASCADE_FILES, resumable=False)  # any of its files marks one
 
 
 @dataclass
