@@ -167,8 +167,8 @@ def roi_figure(run: Path, data: Path, out_png: Path) -> None:
     """What `versaseg cascade predict --figures` draws (stage 1's region, the ROI, the labels inside it), for the
     first held-out case with its ground truth."""
     from versaseg.data.case import load_case
+    from versaseg.inference.cascade import CascadePredictor
     from versaseg.io.dataset import load_dataset
-    from versaseg.tasks.cascade import CascadePredictor
 
     files = load_dataset(data).test_cases()[0]
     files.label = data / "labelsTs" / f"{files.case_id}.nii.gz"

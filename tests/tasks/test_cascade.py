@@ -13,9 +13,12 @@ from typer.testing import CliRunner
 
 from versaseg.cli.main import app
 from versaseg.data.case import load_case
+from versaseg.inference.cascade import CascadePredictor
+from versaseg.inference.postprocess import select_components
 from versaseg.io.dataset import CaseFiles, load_dataset
-from versaseg.io.resample import coarse_grid, resample_label
+from versaseg.io.resample import box_to_grid, coarse_grid, crop_box, resample_label, round_box
 from versaseg.tasks import cascade as cc
+from versaseg.training.cascade import stage1_spacing
 from versaseg.training.config import TrainConfig
 
 COARSE = 8.0
@@ -51,7 +54,7 @@ def _test_case(bg_dataset: Path) -> CaseFiles:
 def _fake_stage1_from_truth(truth_canonical: np.ndarray):
     """A stage 1 that 'predicts' the merged ground truth on its coarse grid."""
     def fake(self, case, affine):
-        shape, coarse_affine = coarse_grid(case.spatial_shape, affine, cc.stage1_spacing(case.spacing, COARSE))
+        shape, coarse_affine = coarse_grid(case.spatial_shape, affine, stage1_spacing(case.spacing, COARSE))
         return resample_label((truth_canonical > 0).astype(np.int16), affine, shape, coarse_affine) > 0, coarse_affine
     return fake
 
@@ -60,22 +63,22 @@ def _fake_stage1_from_truth(truth_canonical: np.ndarray):
 def test_crop_box_margin_and_clipping():
     mask = np.zeros((20, 20, 20), bool)
     mask[5:8, 10:12, 0:2] = True
-    box = cc.crop_box(mask, (2.0, 1.0, 1.0), 4.0)  # 4 mm = 2 voxels along x, 4 along y and z
+    box = crop_box(mask, (2.0, 1.0, 1.0), 4.0)  # 4 mm = 2 voxels along x, 4 along y and z
     assert box == (slice(3, 10), slice(6, 16), slice(0, 6))
-    assert cc.crop_box(np.zeros((3, 3, 3), bool), (1, 1, 1), 1.0) is None
+    assert crop_box(np.zeros((3, 3, 3), bool), (1, 1, 1), 1.0) is None
 
 
 def test_round_box_grows_to_a_multiple_inside_the_volume():
-    assert cc.round_box((slice(3, 8), slice(0, 3), slice(0, 10)), (20, 20, 10), 4) == \
+    assert round_box((slice(3, 8), slice(0, 3), slice(0, 10)), (20, 20, 10), 4) == \
         (slice(2, 10), slice(0, 4), slice(0, 10))
-    assert cc.round_box((slice(17, 19),), (20,), 8) == (slice(12, 20),)  # shifted to stay inside
+    assert round_box((slice(17, 19),), (20,), 8) == (slice(12, 20),)  # shifted to stay inside
 
 
 def test_box_to_grid_covers_the_same_physical_region():
     fine = np.diag([2.0, 2.0, 2.0, 1.0])
     shape, coarse = coarse_grid((40, 40, 40), fine, (8.0, 8.0, 8.0))
     assert shape == (10, 10, 10)
-    box = cc.box_to_grid((slice(2, 4), slice(0, 1), slice(9, 10)), coarse, (40, 40, 40), fine)
+    box = box_to_grid((slice(2, 4), slice(0, 1), slice(9, 10)), coarse, (40, 40, 40), fine)
     assert box == (slice(8, 16), slice(0, 4), slice(36, 40))  # each coarse voxel = 4 fine voxels
 
 
@@ -84,9 +87,9 @@ def test_select_components_rules():
     mask[2:6, 2:6, 2:6] = True  # 64 voxels
     mask[20:24, 2:6, 2:6] = True  # 64 voxels (the other side of a bilateral structure)
     mask[12, 8, 8] = True  # a speck
-    assert cc.select_components(mask, "all").sum() == 129
-    assert cc.select_components(mask, "major").sum() == 128
-    assert cc.select_components(mask, "largest").sum() == 64
+    assert select_components(mask, "all").sum() == 129
+    assert select_components(mask, "major").sum() == 128
+    assert select_components(mask, "largest").sum() == 64
 
 
 # -- training ------------------------------------------------------------------------------------------------------
@@ -197,8 +200,8 @@ def test_roi_from_stage1_contains_the_truth_in_any_orientation(cascade_run, bg_d
             flipped.append(target)
         files = CaseFiles(files.case_id, flipped[:-1], flipped[-1])
     case = load_case(files)
-    monkeypatch.setattr(cc.CascadePredictor, "stage1_foreground", _fake_stage1_from_truth(case.label))
-    predictor = cc.CascadePredictor(cascade_run, roi="major", margin_mm=8.0)
+    monkeypatch.setattr(CascadePredictor, "stage1_foreground", _fake_stage1_from_truth(case.label))
+    predictor = CascadePredictor(cascade_run, roi="major", margin_mm=8.0)
     assert predictor.stage2_multiple == 4
     rounded = predictor.predict_case(case).roi
     assert all((b.stop - b.start) % 4 == 0 for b in rounded)
@@ -222,7 +225,7 @@ def test_roi_from_stage1_contains_the_truth_in_any_orientation(cascade_run, bg_d
 
 def test_empty_stage1_falls_back_to_the_whole_volume(cascade_run, bg_dataset, monkeypatch):
     case = load_case(_test_case(bg_dataset))
-    predictor = cc.CascadePredictor(cascade_run)
+    predictor = CascadePredictor(cascade_run)
 
     def nothing(self, case, affine):
         shape, coarse_affine = coarse_grid(case.spatial_shape, affine, (COARSE,) * 3)
@@ -238,7 +241,7 @@ def test_empty_stage1_falls_back_to_the_whole_volume(cascade_run, bg_dataset, mo
         result.labels[10:20, 10:20, 10:20] = 2  # a stand-in for a trained stage 2's non-empty answer
         return result
 
-    monkeypatch.setattr(cc.CascadePredictor, "stage1_foreground", nothing)
+    monkeypatch.setattr(CascadePredictor, "stage1_foreground", nothing)
     monkeypatch.setattr(predictor.stage2, "predict_case", spy)
     with pytest.warns(UserWarning, match="stage 1 found no target"):
         prediction = predictor.predict_case(case)
@@ -259,13 +262,13 @@ def test_roi_far_larger_than_the_training_crops_is_flagged(cascade_run, bg_datas
         found[1, 1, 1] = found[-2, -2, -2] = True
         return found, coarse_affine
 
-    monkeypatch.setattr(cc.CascadePredictor, "stage1_foreground", specks)
-    predictor = cc.CascadePredictor(cascade_run)
+    monkeypatch.setattr(CascadePredictor, "stage1_foreground", specks)
+    predictor = CascadePredictor(cascade_run)
     with pytest.warns(UserWarning, match="larger than|over 1.5x the largest stage-2 training crop"):
         prediction = predictor.predict_case(case)
     assert prediction.oversized and not prediction.fallback
     assert prediction.roi_record()["roi_larger_than_training_crops"] is True
-    monkeypatch.setattr(cc.CascadePredictor, "stage1_foreground", _fake_stage1_from_truth(case.label))
+    monkeypatch.setattr(CascadePredictor, "stage1_foreground", _fake_stage1_from_truth(case.label))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a region like the training crops: no warning
         assert not predictor.predict_case(case).oversized

@@ -37,9 +37,25 @@ class Case:
     def spatial_shape(self) -> tuple[int, int, int]:
         return tuple(self.image.shape[1:])
 
+    @property
+    def affine(self) -> np.ndarray:
+        """The voxel -> RAS+ mm affine (4, 4) of :attr:`image` (canonical axis order)."""
+        import nibabel.orientations as nio
+
+        return self.reference.affine @ nio.inv_ornt_aff(self.orientation, self.reference.shape)
+
     def to_original(self, array: np.ndarray) -> np.ndarray:
         """Map a canonical array (X, Y, Z[, ...]) back to the reference volume's axis order."""
         return from_canonical(array, self.orientation)
+
+
+def case_from_arrays(case_id: str, image: np.ndarray, affine: np.ndarray, label: np.ndarray | None = None) -> Case:
+    """A :class:`Case` of canonical arrays ``image (C, X, Y, Z)`` and ``label (X, Y, Z)`` on the grid ``affine``
+    (a derived volume: a coarse copy or a crop; its reference is its first channel)."""
+    _, _, orientation = to_canonical(np.zeros((1, 1, 1), np.uint8), affine)
+    spacing = tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0))
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    return Case(case_id, image, label, Volume(image[0], np.asarray(affine, float)), orientation, spacing)
 
 
 def _check_same_geometry(volume: Volume, reference: Volume, what: str) -> None:

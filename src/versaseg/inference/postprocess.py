@@ -22,3 +22,17 @@ def keep_largest_component(labels: np.ndarray, classes: Iterable[int]) -> np.nda
         sizes = np.bincount(components.ravel())[1:]
         out[(components > 0) & (components != 1 + int(np.argmax(sizes)))] = 0
     return out
+
+
+def select_components(mask: np.ndarray, rule: str, major_fraction: float = 0.1) -> np.ndarray:
+    """The 26-connected components of ``mask`` (X, Y, Z) bool that ``rule`` keeps: ``"all"``, ``"largest"`` or
+    ``"major"`` (those of at least ``major_fraction`` of the largest one's voxels). Returns (X, Y, Z) bool."""
+    if rule == "all" or not mask.any():
+        return mask
+    components, _ = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    sizes = np.bincount(components.ravel())[1:]
+    if rule == "largest":
+        keep = [int(np.argmax(sizes)) + 1]
+    else:
+        keep = [i + 1 for i, size in enumerate(sizes) if size >= major_fraction * sizes.max()]
+    return np.isin(components, keep)

@@ -15,6 +15,7 @@ from versaseg.data.pairs import FILL, intensity_range, scale_to_unit, unit_to_ra
 from versaseg.errors import InputError
 from versaseg.inference.postprocess import keep_largest_component
 from versaseg.inference.window import inference_batch_size, predict_volume
+from versaseg.io.atomic import check_writable
 from versaseg.io.dataset import CaseFiles, group_channel_files, load_dataset
 from versaseg.io.image import IMAGE_ENDINGS, file_ending, write_volume
 from versaseg.io.run_dir import load_safe, resolve_device
@@ -108,16 +109,20 @@ class Predictor:
 
     def predict_to_folder(self, cases: Sequence[CaseFiles], out_dir: str | Path, overwrite: bool = False,
                           save_probabilities: bool = False, show_progress: bool = True,
-                          ending: str | None = None) -> list[Path]:
+                          ending: str | None = None, hook: FolderHook | None = None) -> list[Path]:
         """Predict every case into ``out_dir/CASE<ending>``; probabilities go to ``out_dir/CASE_prob_<class>``.
 
         ``ending`` None keeps the input's file ending; ``.seg.nrrd`` writes 3D Slicer segmentations whose segments
-        carry the class names (probability maps then go to plain ``.nrrd``). All output paths are checked before any
-        work, so an existing file stops the run before anything is written.
+        carry the class names (probability maps then go to plain ``.nrrd``). A ``hook`` replaces the per-case
+        prediction and adds files of its own (instead of the probabilities). All output paths are checked before
+        any work, so an existing file stops the run before anything is written.
         """
-        from versaseg.io.segmentation import SEG_ENDING, default_segments
+        from versaseg.io.segmentation import default_segments
 
         self.require("probabilities")
+        if hook is not None and save_probabilities:
+            raise ValueError("save_probabilities and a hook exclude each other")
+        hook = hook or (ProbabilityMaps(self) if save_probabilities else FolderHook(self))
         names = {value: name for name, value in self.config.labels.items()}
         segments = default_segments([v for v in names if v != self.config.labels.get("ignore")], names)
         out_dir = Path(out_dir)
@@ -129,22 +134,66 @@ class Predictor:
                                  files.images[0])
             label_ending = ending or file_ending(files.images[0]) or ".nii.gz"
             outputs = [out_dir / f"{files.case_id}{label_ending}"]
-            if save_probabilities:
-                map_ending = ".nrrd" if label_ending == SEG_ENDING else label_ending
-                outputs += [out_dir / f"{files.case_id}_prob_{name}{map_ending}" for name in self.config.class_names]
+            outputs += [out_dir / name for name in hook.case_outputs(files.case_id, label_ending)]
             for path in outputs:
-                if path.exists() and not overwrite:
-                    raise InputError("output exists; pass --overwrite to replace it", path)
+                check_writable(path, overwrite)
             plans.append((files, outputs))
+        for name in hook.folder_outputs:
+            check_writable(out_dir / name, overwrite)
         written = []
-        for files, outputs in progress(plans, "predict", "case", enabled=show_progress):
-            prediction = self.predict_case(load_case(files), keep_probabilities=save_probabilities)
+        for files, outputs in progress(plans, hook.desc, "case", enabled=show_progress):
+            prediction = hook.predict(load_case(files))
             written.append(write_volume(outputs[0], prediction.labels, prediction.case.reference, overwrite=True,
                                         segments=segments))
-            if save_probabilities:
-                for k, path in enumerate(outputs[1:]):
-                    write_volume(path, prediction.probabilities[k], prediction.case.reference, overwrite=True)
+            hook.write(prediction, outputs[1:])
+        hook.finish(out_dir)
         return written
+
+
+class FolderHook:
+    """What :meth:`Predictor.predict_to_folder` does per case beyond the labels; this base class does nothing more.
+
+    A subclass (the cascade's two stages, the probability maps) predicts a loaded case its own way and writes files
+    of its own: ``case_outputs`` per case and ``folder_outputs`` once (names inside the output folder; all checked
+    before any work, like the labels). ``desc`` labels the progress.
+    """
+
+    desc = "predict"
+    folder_outputs: tuple[str, ...] = ()
+
+    def __init__(self, predictor: Predictor):
+        self.predictor = predictor
+
+    def case_outputs(self, case_id: str, ending: str) -> list[str]:
+        """The case's files beside its labels (``ending``: the labels' file ending)."""
+        return []
+
+    def predict(self, case: Case):
+        """The case's prediction: anything with ``case`` and ``labels`` (X, Y, Z) int in original axis order."""
+        return self.predictor.predict_case(case)
+
+    def write(self, prediction, paths: list[Path]) -> None:
+        """Write the case's :meth:`case_outputs` (``paths``, in that order) once its labels are written."""
+
+    def finish(self, out_dir: Path) -> None:
+        """Write the :attr:`folder_outputs` once every case is done."""
+
+
+class ProbabilityMaps(FolderHook):
+    """``save_probabilities``: one map per class, ``CASE_prob_<class><ending>`` (``.nrrd`` beside ``.seg.nrrd``)."""
+
+    def case_outputs(self, case_id: str, ending: str) -> list[str]:
+        from versaseg.io.segmentation import SEG_ENDING
+
+        map_ending = ".nrrd" if ending == SEG_ENDING else ending
+        return [f"{case_id}_prob_{name}{map_ending}" for name in self.predictor.config.class_names]
+
+    def predict(self, case: Case) -> Prediction:
+        return self.predictor.predict_case(case, keep_probabilities=True)
+
+    def write(self, prediction: Prediction, paths: list[Path]) -> None:
+        for k, path in enumerate(paths):
+            write_volume(path, prediction.probabilities[k], prediction.case.reference, overwrite=True)
 
 
 def collect_inputs(inputs: Sequence[str | Path], num_channels: int) -> list[CaseFiles]:

@@ -1,8 +1,11 @@
-"""Resampling of (I, J, K) arrays with a RAS+ affine through SimpleITK: to a coarser spacing, or onto another grid.
+"""Resampling of (I, J, K) arrays with a RAS+ affine through SimpleITK: to a coarser spacing, or onto another grid;
+and the geometry of regions on such grids (bounding boxes, crops, boxes mapped from one grid onto another).
 
 Images use linear interpolation (after a Gaussian anti-aliasing blur when the spacing grows); labels are resampled as
 nnU-Net does, by linear interpolation of each class's one-hot mask and arg-max, so small structures are not lost as
 easily as with nearest-neighbour (``label_mode="nearest"`` gives plain nearest neighbour).
+
+A box is a tuple of three slices (I, J, K) of voxel indices on a grid.
 """
 
 from __future__ import annotations
@@ -122,3 +125,73 @@ def resample_label(label: np.ndarray, affine: np.ndarray, shape: Sequence[int], 
         out[better] = value
         best[better] = weight[better]
     return out
+
+
+def resample_to_spacing(image: np.ndarray, affine: np.ndarray, spacing: Sequence[float],
+                        label: np.ndarray | None = None, multiple: int = 1
+                        ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Resample ``image (C, I, J, K)`` (linear, per channel) and ``label (I, J, K)`` (one-hot linear) to ``spacing``.
+
+    Returns ``(image (C, I', J', K') float32, label (I', J', K') int16 or None, affine)`` of the grid
+    :func:`coarse_grid` gives (same field of view, its size rounded up to a ``multiple`` of voxels).
+    """
+    shape, target = coarse_grid(image.shape[1:], affine, spacing, multiple)
+    resampled = np.stack([resample_image(channel, affine, shape, target) for channel in image])
+    return resampled, None if label is None else resample_label(label, affine, shape, target), target
+
+
+def crop_box(mask: np.ndarray, spacing: Sequence[float], margin_mm: float | Sequence[float] | np.ndarray = 0.0
+             ) -> tuple[slice, ...] | None:
+    """The bounding box of ``mask`` (I, J, K) grown by ``margin_mm`` and clipped to the volume; None if it is empty.
+
+    ``spacing``: voxel size in mm per axis; ``margin_mm``: one number, three (per axis) or an array (2, 3) of
+    (low faces, high faces).
+    """
+    if not mask.any():
+        return None
+    coords = np.argwhere(mask)
+    margins = np.broadcast_to(np.asarray(margin_mm, dtype=float), (2, 3))
+    voxels = np.ceil(margins / np.asarray(spacing, dtype=float)[None, :] - 1e-6).astype(int)
+    low = np.maximum(coords.min(0) - voxels[0], 0)
+    high = np.minimum(coords.max(0) + 1 + voxels[1], mask.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
+
+
+def round_box(box: tuple[slice, ...], shape: Sequence[int], multiple: int) -> tuple[slice, ...]:
+    """Grow ``box`` about its centre to a ``multiple`` of voxels per axis, shifted to stay inside ``shape`` (an axis
+    shorter than that is taken whole)."""
+    out = []
+    for b, n in zip(box, shape, strict=True):
+        length = b.stop - b.start
+        target = min(-(-length // multiple) * multiple, int(n))
+        start = min(max(b.start - (target - length) // 2, 0), int(n) - target)
+        out.append(slice(int(start), int(start + target)))
+    return tuple(out)
+
+
+def box_mask(box: tuple[slice, ...], shape: Sequence[int]) -> np.ndarray:
+    """A bool volume of ``shape`` that is True inside ``box``."""
+    mask = np.zeros(tuple(shape), bool)
+    mask[box] = True
+    return mask
+
+
+def box_affine(affine: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
+    """The affine of the crop ``box`` of the grid ``affine``: same axes, origin at the box's first voxel."""
+    start = np.array([b.start for b in box], dtype=float)
+    out = np.array(affine, dtype=float)
+    out[:3, 3] = out[:3, :3] @ start + out[:3, 3]
+    return out
+
+
+def box_to_grid(box: tuple[slice, ...], affine: np.ndarray, shape: Sequence[int], target_affine: np.ndarray
+                ) -> tuple[slice, ...]:
+    """Map a voxel box of the grid ``affine`` onto the grid ``(shape, target_affine)``: every target voxel whose centre
+    lies inside the box's physical extent (outer voxel faces), at least one voxel per axis, clipped."""
+    corners = np.array([[b.start - 0.5 if c == 0 else b.stop - 0.5 for b, c in zip(box, bits, strict=True)]
+                        for bits in np.ndindex(2, 2, 2)], dtype=float)
+    world = corners @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3]
+    target = (world - np.asarray(target_affine)[:3, 3]) @ np.linalg.inv(np.asarray(target_affine)[:3, :3]).T
+    low = np.clip(np.ceil(target.min(0) - 1e-6), 0, np.asarray(shape) - 1).astype(int)
+    high = np.clip(np.floor(target.max(0) + 1e-6) + 1, low + 1, np.asarray(shape)).astype(int)
+    return tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))

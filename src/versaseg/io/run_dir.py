@@ -3,12 +3,14 @@
 A run directory (``versaseg train``, ``versaseg synth train``) holds config.json, model.pt (the network's state
 dict), checkpoint.pt (everything a resume needs), metrics.csv, curves.png and optional checkpoints/, samples/ and
 tensorboard/. Weights and checkpoints hold only tensors and plain containers, so they load with
-``torch.load(..., weights_only=True)``; nothing a user hands in is ever unpickled.
+``torch.load(..., weights_only=True)``; nothing a user hands in is ever unpickled. Other run directories (a
+cascade's) are prepared the same way through a :class:`RunKind` that names their files.
 """
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,11 +23,25 @@ RUN_FILES = ("config.json", "model.pt", "checkpoint.pt", "metrics.csv", "curves.
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def check_run_dir(run_dir: str | Path, resume: bool, overwrite: bool) -> Path:
+@dataclass(frozen=True)
+class RunKind:
+    """A kind of run directory: ``name`` in messages, ``files`` all it holds (what --overwrite clears), ``markers``
+    the files any one of which marks a folder as such a run, ``resumable`` whether its command has --resume."""
+
+    name: str
+    files: tuple[str, ...]
+    markers: tuple[str, ...]
+    resumable: bool = True
+
+
+TRAINING_RUN = RunKind("run", RUN_FILES, ("config.json",))
+
+
+def check_run_dir(run_dir: str | Path, resume: bool, overwrite: bool, kind: RunKind = TRAINING_RUN) -> Path:
     """What :func:`prepare_run_dir` will do is allowed; InputError naming the folder otherwise. Writes nothing.
 
     ``resume``: it must hold checkpoint.pt. Otherwise a non-empty folder is refused unless ``overwrite``, and even
-    then unless it is a versaseg run (one with config.json).
+    then unless it is a versaseg run of ``kind`` (one with a file of ``kind.markers``: config.json for training).
     """
     run_dir = Path(run_dir)
     if resume:
@@ -33,25 +49,26 @@ def check_run_dir(run_dir: str | Path, resume: bool, overwrite: bool) -> Path:
             raise InputError("--resume given but there is no checkpoint.pt to resume from", run_dir)
         return run_dir
     if run_dir.exists() and not run_dir.is_dir():
-        raise InputError("the run directory is a file", run_dir)
+        raise InputError(f"the {kind.name} directory is a file", run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
-            raise InputError("run directory exists and is not empty; pass --resume to continue or --overwrite", run_dir)
-        if not (run_dir / "config.json").exists():
-            raise InputError("refusing to --overwrite a non-empty folder that is not a versaseg run", run_dir)
+            hint = "--resume to continue or --overwrite" if kind.resumable else "--overwrite to replace it"
+            raise InputError(f"{kind.name} directory exists and is not empty; pass {hint}", run_dir)
+        if not any((run_dir / name).exists() for name in kind.markers):
+            raise InputError(f"refusing to --overwrite a non-empty folder that is not a versaseg {kind.name}", run_dir)
     return run_dir
 
 
-def prepare_run_dir(run_dir: str | Path, resume: bool, overwrite: bool) -> Path:
-    """Make ``run_dir`` ready for a training run (after :func:`check_run_dir`) and return it: with ``resume`` the
-    stale temporaries of a killed run are removed; with ``overwrite`` only versaseg's own files (:data:`RUN_FILES`)
-    are cleared; the folder is created."""
-    run_dir = check_run_dir(run_dir, resume, overwrite)
+def prepare_run_dir(run_dir: str | Path, resume: bool, overwrite: bool, kind: RunKind = TRAINING_RUN) -> Path:
+    """Make ``run_dir`` ready for a run (after :func:`check_run_dir`) and return it: with ``resume`` the stale
+    temporaries of a killed run are removed; with ``overwrite`` only the files of its ``kind`` are cleared (for
+    training :data:`RUN_FILES`); the folder is created."""
+    run_dir = check_run_dir(run_dir, resume, overwrite, kind)
     if resume:
         remove_stale_temporaries(run_dir)
         return run_dir
     if run_dir.exists() and overwrite:
-        for name in RUN_FILES:
+        for name in kind.files:
             path = run_dir / name
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)

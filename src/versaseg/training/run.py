@@ -35,6 +35,16 @@ def default_patch_size(shapes: list[tuple[int, int, int]], dim: str, axis: int, 
     return [int(min(-(-m // divisor) * divisor, cap)) for m in median]
 
 
+def smallest_patch(shapes: list[tuple[int, int, int]], config: TrainConfig, divisor: int) -> list[int]:
+    """The smallest of ``shapes`` (X, Y, Z) per axis (without the slicing axis for 2D), rounded down to ``divisor``
+    and capped like :func:`default_patch_size`: a patch that never needs padding (the cascade's stages)."""
+    smallest = np.min(np.asarray(shapes), axis=0)
+    cap = 256 if config.dim == "2d" else 96
+    if config.dim == "2d":
+        smallest = np.delete(smallest, config.axis)
+    return [int(max(divisor, min(int(v), cap) // divisor * divisor)) for v in smallest]
+
+
 def load_training_volumes(config: TrainConfig, dataset_root: Path, show_progress: bool):
     """Load, check and normalise every training case. Returns ({case_id: TrainingVolume}, [shapes], [spacings])."""
     spec = load_dataset(dataset_root)
