@@ -3,7 +3,8 @@
 For a run (config.json + model.pt) and one case (its channel files): the case is normalised as the predictor does,
 the whole volume is predicted, a slice is chosen (given, or the one with the most predicted foreground of the chosen
 classes, or the middle), and the network is run on it with forward hooks on its stages
-(:mod:`versaseg.viz.explain`). 2D runs see the slice itself; 3D runs see a ``patch_size`` window centred on the
+(:mod:`versaseg.viz.explain`; the slice's view: :mod:`versaseg.viz.explain_view`, the figures:
+:mod:`versaseg.viz.explain_figures`). 2D runs see the slice itself; 3D runs see a ``patch_size`` window centred on the
 slice's predicted foreground (or its centre), and the figures show the slice of each 3D feature map through the
 window's slice. Written atomically into OUT (built in a hidden sibling folder, renamed at the end)::
 
