@@ -39,3 +39,16 @@ def progress(items: Iterable[T], desc: str, unit: str = "it", enabled: bool = Tr
         yield item
         of = f"/{total}" if total is not None else ""
         print(f"{desc} {done}{of} {unit} ({time.perf_counter() - started:.0f} s)", file=stream, flush=True)
+
+
+class StepTimer:
+    """Wall time of consecutive steps: ``lap(name)`` adds the time since the previous lap to ``seconds[name]``."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + now - self._last, 2)
+        self._last = now

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from versaseg.cli.common import parse_axis
 from versaseg.cli.main import app
 from versaseg.errors import InputError
-from versaseg.io.image import stored_axis
+from versaseg.io.image import orientation_of, stored_axis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import write_tiny_dataset  # noqa: E402
@@ -42,8 +42,9 @@ def test_axis_names_and_numbers_are_the_canonical_ras_axes():
     with pytest.raises(InputError, match="--suggest-axes must be auto, .* got 'z'"):
         parse_axis("z", "--suggest-axes", allow_auto=True)
     # a file whose first two stored axes are swapped: its stored axis 0 runs along y (coronal slices)
-    assert [stored_axis(SWAPPED, a) for a in (0, 1, 2)] == [1, 0, 2]
-    assert [stored_axis(np.diag([-1.0, 1.0, 2.0, 1.0]), a) for a in (0, 1, 2)] == [0, 1, 2]  # flips keep the axis
+    assert [stored_axis(a, orientation_of(SWAPPED)) for a in (0, 1, 2)] == [1, 0, 2]
+    flipped = orientation_of(np.diag([-1.0, 1.0, 2.0, 1.0]))
+    assert [stored_axis(a, flipped) for a in (0, 1, 2)] == [0, 1, 2]  # a flip keeps the axis
 
 
 def _table_rows() -> dict[str, set[str]]:

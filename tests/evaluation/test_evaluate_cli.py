@@ -184,7 +184,8 @@ def test_file_and_folder_mix_is_an_error(folders):
 def test_help_documents_the_conventions():
     result = CliRunner().invoke(app, ["evaluate", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    for text in ("both empty: Dice=IoU=1", "HD95=ASSD=nan", "--dataset-json", "--json", "--csv", "--overwrite", "ignore"):
+    for text in ("both empty: Dice=IoU=1", "HD95=ASSD=nan", "--dataset-json", "--json", "--csv", "--overwrite",
+                 "ignore"):
         assert text in result.stdout
 
 

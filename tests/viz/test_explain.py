@@ -187,7 +187,7 @@ def test_overlay_figure_legend_names_every_class_colour(tmp_path):
     of a class absent from this slice; a heat panel gets a colour bar (more rows of pixels)."""
     from matplotlib.image import imread
 
-    from versaseg.viz.explain import overlay_figure
+    from versaseg.viz.explain_figures import overlay_figure
     from versaseg.viz.overlays import label_colormap
 
     image = np.zeros((40, 40), np.float32)

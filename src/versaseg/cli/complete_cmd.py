@@ -107,9 +107,9 @@ def complete(
     loaded = time.perf_counter() - started
     ignore_label = _ignore_label(ignore_label, case.label_segments, label)
     if axis != "auto":  # the canonical axis the user named -> the stored array axis the completion works on
-        axis = stored_axis(case.reference.affine, axis)
+        axis = stored_axis(axis, case.orientation)
     if isinstance(suggest_axes, list):
-        suggest_axes = ",".join(str(stored_axis(case.reference.affine, a)) for a in suggest_axes)
+        suggest_axes = ",".join(str(stored_axis(a, case.orientation)) for a in suggest_axes)
     settings = CompletionSettings(model=model, network=network, iterations=iterations, check=check, cleanse=cleanse,
                                   confidence=confidence, seed=seed, device=str(resolve_device(device)),
                                   suggest=suggest, suggest_axes=suggest_axes)

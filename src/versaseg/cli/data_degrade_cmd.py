@@ -123,12 +123,12 @@ def _degrade_file(
 ) -> dict:
     """Degrade one label file into ``out``; returns the report dict."""
     from versaseg.data.degrade import degrade_label
-    from versaseg.io.image import read_volume, stored_axis, write_volume
+    from versaseg.io.image import orientation_of, read_volume, stored_axis, write_volume
     from versaseg.io.segmentation import segments_for_output
 
     volume = read_volume(label_path)
     label = _check_label_array(volume.array, label_path)
-    axis, ras_axis = stored_axis(volume.affine, axis), axis
+    axis, ras_axis = stored_axis(axis, orientation_of(volume.affine)), axis
     _check_offset(offset, label.shape, axis, label_path)
     ignore = _ignore_value(ignore_label, empty_slices, int(label.max()) if label.size else 0, label_path,
                            " in the file")
@@ -167,7 +167,7 @@ def _degrade_dataset(
     """Degrade every labelsTr file of the dataset ``root`` into the new dataset folder ``out``; returns the report."""
     from versaseg.data.degrade import degrade_label
     from versaseg.io.dataset import IGNORE_NAME, load_dataset
-    from versaseg.io.image import read_volume, stored_axis, write_volume
+    from versaseg.io.image import orientation_of, read_volume, stored_axis, write_volume
 
     spec = load_dataset(root)
     dataset_json = root / "dataset.json"
@@ -196,7 +196,7 @@ def _degrade_dataset(
             label = _check_label_array(volume.array, case.label)
             if label.size and int(label.max()) > top:
                 raise InputError(f"label value {int(label.max())} is not in dataset.json (max {top})", case.label)
-            case_axis = stored_axis(volume.affine, axis)
+            case_axis = stored_axis(axis, orientation_of(volume.affine))
             _check_offset(offset, label.shape, case_axis, case.label)
             guide = read_volume(case.images[0])
             if guide.shape != volume.shape:

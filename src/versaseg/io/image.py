@@ -266,9 +266,23 @@ def from_canonical(array: np.ndarray, orientation: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(nio.apply_orientation(array, back))
 
 
-def stored_axis(affine: np.ndarray, canonical_axis: int) -> int:
-    """The array axis (0, 1, 2 of the file as stored) closest to canonical RAS axis ``canonical_axis``
-    (0 = left-right / sagittal slices, 1 = posterior-anterior / coronal, 2 = inferior-superior / axial)."""
+def stored_axis(canonical_axis: int, orientation: np.ndarray) -> int:
+    """The stored array axis that :func:`to_canonical` (``orientation``) moved to ``canonical_axis``."""
+    return int(np.flatnonzero(orientation[:, 0] == canonical_axis)[0])
+
+
+def stored_index(canonical_index: int, canonical_axis: int, orientation: np.ndarray,
+                 stored_shape: tuple[int, ...]) -> int:
+    """The stored array's index of slice ``canonical_index`` along ``canonical_axis`` (``stored_shape``: the
+    stored array's shape; a flipped axis counts from its end)."""
+    row = stored_axis(canonical_axis, orientation)
+    flipped = orientation[row, 1] < 0
+    size = stored_shape[row]
+    return size - 1 - canonical_index if flipped else canonical_index
+
+
+def orientation_of(affine: np.ndarray) -> np.ndarray:
+    """The nibabel orientation of ``affine`` (what :func:`to_canonical` applies): row i = (canonical axis, flip)."""
     import nibabel.orientations as nio
 
-    return int(np.flatnonzero(nio.io_orientation(affine)[:, 0] == canonical_axis)[0])
+    return nio.io_orientation(affine)

@@ -49,26 +49,6 @@ class Plane:
     slices: np.ndarray
 
 
-def whole_slice_planes(annotated: np.ndarray) -> dict[int, np.ndarray]:
-    """Axes along which some slices are annotated entirely, with those slice indices: ``{axis: (N,) indices}``.
-
-    Raises ValueError when the whole slices do not account for every annotated voxel (a partial slice).
-    """
-    planes = {}
-    covered = np.zeros(annotated.shape, bool)
-    for axis in range(3):
-        other = tuple(d for d in range(3) if d != axis)
-        full = np.flatnonzero(annotated.all(axis=other))
-        if 0 < len(full) < annotated.shape[axis]:
-            planes[axis] = full
-            index = [slice(None)] * 3
-            index[axis] = full
-            covered[tuple(index)] = True
-    if not planes or np.any(annotated & ~covered):
-        raise ValueError("annotated voxels do not form whole slices")
-    return planes
-
-
 def nearest_slice_mm(ids: np.ndarray, length: int, spacing: float) -> np.ndarray:
     """(length,) distance in mm from each index along an axis to the nearest of ``ids``."""
     positions = np.arange(length)[:, None]

@@ -23,6 +23,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from versaseg.data.case import Case
+from versaseg.errors import InputError
+from versaseg.io.image import stored_axis, stored_index
+
 
 def voxel_doubt(model_probs: Sequence[torch.Tensor]) -> np.ndarray:
     """Margin doubt of the mean probabilities, ``max(0, 1 - 2 (p1 - p2))`` (1 where the two likeliest classes tie,
@@ -119,3 +123,33 @@ def suggest_slices(doubt: np.ndarray, axes: Sequence[int], count: int, reach: di
         taken.setdefault(axis, set()).add(index)
         _resolve(remaining, axis, index, taken[axis], max(1, int(reach.get(axis, 1))))
     return picks
+
+
+def suggest_for_case(doubt: np.ndarray, planes: dict[int, np.ndarray], case: Case, count: int,
+                     axes_option: str) -> list[dict]:
+    """``count`` slices of ``case`` to annotate next, as ``{"axis", "slice", "score"}`` in stored axes and indices.
+
+    doubt: (X, Y, Z) canonical; planes: canonical axis -> annotated canonical slice indices; ``axes_option``:
+    'annotated' (the annotated planes), 'all', or stored axes such as '0,2'. Beyond the last annotated slice on a
+    side, an annotation is taken to help as far as the widest annotation gap (mm; 20 mm without a gap).
+    """
+    if axes_option == "annotated":
+        axes = sorted(planes)
+    elif axes_option == "all":
+        axes = [0, 1, 2]
+    else:
+        try:
+            stored = sorted({int(a) for a in axes_option.split(",")})
+        except ValueError:
+            stored = [-1]
+        if not stored or not set(stored) <= {0, 1, 2}:
+            raise InputError(f"suggest axes must be 'annotated', 'all' or stored axes like '0,2', got "
+                             f"'{axes_option}'")
+        axes = sorted(int(case.orientation[s, 0]) for s in stored)
+    gaps_mm = [float(np.max(np.diff(ids))) * case.spacing[a] for a, ids in planes.items() if len(ids) > 1]
+    reach_mm = max(gaps_mm) if gaps_mm else 20.0
+    reach = {a: max(1, int(round(reach_mm / case.spacing[a]))) for a in axes}
+    picks = suggest_slices(doubt, axes, count, reach, {a: planes.get(a, ()) for a in axes})
+    return [{"axis": stored_axis(p["axis"], case.orientation),
+             "slice": stored_index(p["slice"], p["axis"], case.orientation, case.reference.shape),
+             "score": p["score"]} for p in picks]

@@ -107,3 +107,23 @@ def plot_curves(metrics_csv: str | Path, out_png: str | Path, title: str = "") -
     if title:
         fig.suptitle(title, fontsize=11)
     return save_figure(fig, out_png)
+
+
+def validation_dice_at(metrics_csv: str | Path, epochs: list[int]) -> list[dict]:
+    """``[{"epoch": e, "val_dice_<class>": float, ...}]`` for each of ``epochs``: the per-class validation Dice that
+    ``metrics.csv`` recorded at that epoch (finite values only; just the epoch when the file or the row is missing)."""
+    path = Path(metrics_csv)
+    if not path.exists():
+        return [{"epoch": e} for e in epochs]
+    columns = read_metrics_csv(path)
+    rows = []
+    epoch_column = columns.get("epoch", np.array([]))
+    for epoch in epochs:
+        row: dict = {"epoch": epoch}
+        hits = np.flatnonzero(epoch_column == epoch)
+        if hits.size:
+            for name, values in columns.items():
+                if name.startswith("val_dice_") and name != "val_dice_mean" and np.isfinite(values[hits[0]]):
+                    row[name] = float(values[hits[0]])
+        rows.append(row)
+    return rows

@@ -15,11 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
 from versaseg.errors import InputError
-from versaseg.viz.overlays import class_legend, label_colormap, save_figure
 
 OUTPUT = "output"
 
@@ -194,6 +192,33 @@ def capture(network: nn.Module, x: torch.Tensor, layers: Sequence[Layer]) -> dic
     return maps
 
 
+def layer_channels(network: nn.Module, x: torch.Tensor, layers: Sequence[Layer]) -> dict[str, int]:
+    """``{layer name: channels}`` of each layer's feature map in one forward pass of ``x (1, C, *S)``, plus
+    :data:`OUTPUT`; a layer whose module returns no feature map (or is never called) is left out."""
+    modules = dict(network.named_modules())
+    channels: dict[str, int] = {}
+    handles = []
+
+    def record(layer: Layer):
+        def hook(_module, _inputs, output):
+            try:
+                channels[layer.name] = int(_read_part(output, layer).shape[1])
+            except (InputError, IndexError, TypeError, AttributeError):
+                pass
+        return hook
+
+    for layer in layers:
+        if layer.module:
+            handles.append(modules[layer.module].register_forward_hook(record(layer)))
+    try:
+        with torch.no_grad():
+            channels[OUTPUT] = int(network(x).shape[1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    return channels
+
+
 def activation_stats(feature_map: np.ndarray) -> dict:
     """Statistics of a feature map ``(C, *S)``: mean, std, min, max, mean |x|, fraction of exact zeros, fraction of
     non-positive values (inactive units of a (leaky) ReLU), channels without any positive value (dead here)."""
@@ -210,77 +235,6 @@ def top_channels(feature_map: np.ndarray, count: int) -> list[int]:
     """Indices of the ``count`` channels of ``(C, *S)`` with the largest variance, largest first."""
     variance = np.asarray(feature_map, dtype=np.float64).reshape(feature_map.shape[0], -1).var(1)
     return [int(i) for i in np.argsort(-variance, kind="stable")[:count]]
-
-
-def _show(ax, plane: np.ndarray, aspect: float, **kwargs) -> None:
-    """Draw a 2D slice (A, B) with A horizontal and B vertical (as the overlays do for canonical arrays)."""
-    ax.imshow(np.asarray(plane).T, origin="lower", aspect=aspect, interpolation="nearest", **kwargs)
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def _window(image: np.ndarray) -> tuple[float, float]:
-    low, high = (float(v) for v in np.percentile(image, (0.5, 99.5)))
-    return (low, high) if high > low else (low, low + 1.0)
-
-
-def feature_grid(feature_map: np.ndarray, out_png, title: str, max_channels: int = 16,
-                 channel_names: Sequence[str] | None = None, aspect: float = 1.0, columns: int = 4,
-                 by_variance: bool = True) -> list[int]:
-    """Save up to ``max_channels`` channels of ``feature_map (C, A, B)`` (largest variance first, or in channel order
-    with ``by_variance=False``; each with its own colour scale) as a PNG grid; returns the channel indices shown."""
-    shown = top_channels(feature_map, max_channels) if by_variance else list(range(min(max_channels,
-                                                                                       feature_map.shape[0])))
-    columns = max(1, min(columns, len(shown)))
-    rows = -(-len(shown) // columns)
-    a, b = feature_map.shape[1:]
-    panel = 1.9
-    ratio = b * aspect / a
-    fig = Figure(figsize=(panel * columns, panel * ratio * rows + 0.6))
-    grid = fig.add_gridspec(rows, columns, wspace=0.04, hspace=0.18, top=1 - 0.5 / (panel * ratio * rows + 0.6),
-                            bottom=0.02, left=0.02, right=0.98)
-    for k, channel in enumerate(shown):
-        ax = fig.add_subplot(grid[k // columns, k % columns])
-        _show(ax, feature_map[channel], aspect, cmap="viridis")
-        name = channel_names[channel] if channel_names else f"ch {channel}"
-        ax.set_title(name, fontsize=7, pad=2)
-    fig.suptitle(title, fontsize=9)
-    save_figure(fig, out_png)
-    return shown
-
-
-HEAT_LABEL = "Grad-CAM: 0 = no contribution, 1 = most"
-
-
-def overlay_figure(image: np.ndarray, out_png, title: str, panels: Sequence[tuple[str, np.ndarray | None, str]],
-                   aspect: float = 1.0, class_count: int = 2, class_names: Sequence[str] | None = None) -> None:
-    """One row of panels over a grey ``image (A, B)``: ``(title, overlay (A, B) or None, kind)`` with kind 'labels'
-    (colour fill), 'heat' (a [0, 1] map in 'jet', half transparent, with a colour bar) or 'none'. ``class_names``
-    (background first) adds a legend of the label colours."""
-    vmin, vmax = _window(image)
-    colours = label_colormap(max(class_count, len(class_names or ()), 2))
-    legend = (0.35 if class_names else 0.0) + (0.4 if any(kind == "heat" for _, _, kind in panels) else 0.0)
-    height = 2.6 * image.shape[1] * aspect / image.shape[0] + 0.5 + legend
-    fig = Figure(figsize=(2.6 * len(panels), height))
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02 + legend / height, top=1 - 0.4 / height, wspace=0.05)
-    for k, (name, overlay, kind) in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), k + 1)
-        _show(ax, image, aspect, cmap="gray", vmin=vmin, vmax=vmax)
-        if overlay is not None and kind == "labels":
-            rgba = colours[np.clip(overlay, 0, len(colours) - 1).astype(int)]
-            rgba[..., 3] *= 0.5
-            ax.imshow(np.transpose(rgba, (1, 0, 2)), origin="lower", aspect=aspect, interpolation="nearest")
-        elif overlay is not None and kind == "heat":
-            _show(ax, overlay, aspect, cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
-            bar = fig.colorbar(ax.images[-1], ax=ax, orientation="horizontal", fraction=0.05, pad=0.02, aspect=30)
-            bar.set_alpha(1.0)
-            bar.set_label(HEAT_LABEL, fontsize=7)
-            bar.ax.tick_params(labelsize=6)
-        ax.set_title(name, fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    if class_names:
-        class_legend(fig, dict(enumerate(class_names)), colours, fontsize=7)
-    save_figure(fig, out_png)
 
 
 def cam_module(network: nn.Module, layer: Layer) -> str:
