@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -65,22 +66,35 @@ def _check_label_array(array: np.ndarray, path: Path) -> np.ndarray:
     return array.astype(np.uint8 if top <= 255 else np.uint16 if top <= 65535 else np.uint32)
 
 
-def _check_options(
-    every: int, offset: int, noisy_fraction: float, seed: int, ignore_label: int | None, empty_slices: bool
-) -> None:
-    """Validate the options that do not depend on the data; raises InputError naming the option."""
-    if every < 1:
-        raise InputError(f"--every must be at least 1, got {every}")
-    if offset < 0:
-        raise InputError(f"--offset must be >= 0, got {offset}")
-    if not 0.0 <= noisy_fraction <= 1.0:
-        raise InputError(f"--noisy-fraction must be in [0, 1], got {noisy_fraction}")
-    if seed < 0:
-        raise InputError(f"--seed must be >= 0, got {seed}")
-    if ignore_label is not None and empty_slices:
-        raise InputError("--ignore-label and --empty-slices are mutually exclusive (ignore label or empty slices)")
-    if ignore_label is not None and ignore_label < 1:
-        raise InputError(f"--ignore-label must be a positive integer above every label value, got {ignore_label}")
+@dataclass
+class Degradation:
+    """What `data degrade` does to every label: keep every ``every``-th slice along canonical RAS ``axis`` from
+    ``offset``, corrupt ``noisy_fraction`` of the kept slices (``seed``), mark the rest with ``ignore_label`` (None:
+    the highest label + 1) or, with ``empty_slices``, leave them background."""
+
+    every: int
+    axis: int
+    offset: int
+    noisy_fraction: float
+    seed: int
+    ignore_label: int | None
+    empty_slices: bool
+
+    def check(self) -> None:
+        """Validate the options that do not depend on the data; raises InputError naming the option."""
+        if self.every < 1:
+            raise InputError(f"--every must be at least 1, got {self.every}")
+        if self.offset < 0:
+            raise InputError(f"--offset must be >= 0, got {self.offset}")
+        if not 0.0 <= self.noisy_fraction <= 1.0:
+            raise InputError(f"--noisy-fraction must be in [0, 1], got {self.noisy_fraction}")
+        if self.seed < 0:
+            raise InputError(f"--seed must be >= 0, got {self.seed}")
+        if self.ignore_label is not None and self.empty_slices:
+            raise InputError("--ignore-label and --empty-slices are mutually exclusive (ignore label or empty slices)")
+        if self.ignore_label is not None and self.ignore_label < 1:
+            raise InputError(f"--ignore-label must be a positive integer above every label value, got "
+                             f"{self.ignore_label}")
 
 
 def _check_offset(offset: int, shape: tuple[int, ...], axis: int, path: Path) -> None:
@@ -112,13 +126,7 @@ def _degrade_file(
     label_path: Path,
     out: Path,
     image_path: Path | None,
-    every: int,
-    axis: int,
-    offset: int,
-    noisy_fraction: float,
-    seed: int,
-    ignore_label: int | None,
-    empty_slices: bool,
+    opts: Degradation,
     overwrite: bool,
 ) -> dict:
     """Degrade one label file into ``out``; returns the report dict."""
@@ -128,9 +136,9 @@ def _degrade_file(
 
     volume = read_volume(label_path)
     label = _check_label_array(volume.array, label_path)
-    axis, ras_axis = stored_axis(axis, orientation_of(volume.affine)), axis
-    _check_offset(offset, label.shape, axis, label_path)
-    ignore = _ignore_value(ignore_label, empty_slices, int(label.max()) if label.size else 0, label_path,
+    axis = stored_axis(opts.axis, orientation_of(volume.affine))
+    _check_offset(opts.offset, label.shape, axis, label_path)
+    ignore = _ignore_value(opts.ignore_label, opts.empty_slices, int(label.max()) if label.size else 0, label_path,
                            " in the file")
     image = None
     if image_path is not None:
@@ -138,10 +146,11 @@ def _degrade_file(
         if image_volume.shape != volume.shape:
             raise InputError(f"image shape {image_volume.shape} does not match label shape {volume.shape}", image_path)
         image = image_volume.array
-    degraded, report = degrade_label(label, every, axis, offset, noisy_fraction, seed, ignore, image)
+    degraded, report = degrade_label(label, opts.every, axis, opts.offset, opts.noisy_fraction, opts.seed, ignore,
+                                     image)
     write_volume(out, degraded, like=volume, overwrite=overwrite,
                  segments=segments_for_output(degraded, volume.segments, ignore_label=ignore))
-    return {**report.to_dict(), "canonical_axis": axis_name(ras_axis)}
+    return {**report.to_dict(), "canonical_axis": axis_name(opts.axis)}
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -155,13 +164,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 def _degrade_dataset(
     root: Path,
     out: Path,
-    every: int,
-    axis: int,
-    offset: int,
-    noisy_fraction: float,
-    seed: int,
-    ignore_label: int | None,
-    empty_slices: bool,
+    opts: Degradation,
     overwrite: bool,
 ) -> dict:
     """Degrade every labelsTr file of the dataset ``root`` into the new dataset folder ``out``; returns the report."""
@@ -175,7 +178,7 @@ def _degrade_dataset(
         raise InputError("dataset already has an 'ignore' label; degrade a fully annotated dataset", dataset_json)
     cases = spec.training_cases()
     top = max(spec.labels.values())
-    ignore = _ignore_value(ignore_label, empty_slices, top, dataset_json)
+    ignore = _ignore_value(opts.ignore_label, opts.empty_slices, top, dataset_json)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
@@ -196,16 +199,16 @@ def _degrade_dataset(
             label = _check_label_array(volume.array, case.label)
             if label.size and int(label.max()) > top:
                 raise InputError(f"label value {int(label.max())} is not in dataset.json (max {top})", case.label)
-            case_axis = stored_axis(axis, orientation_of(volume.affine))
-            _check_offset(offset, label.shape, case_axis, case.label)
+            case_axis = stored_axis(opts.axis, orientation_of(volume.affine))
+            _check_offset(opts.offset, label.shape, case_axis, case.label)
             guide = read_volume(case.images[0])
             if guide.shape != volume.shape:
                 raise InputError(f"image shape {guide.shape} does not match label shape {volume.shape}", case.images[0])
-            case_seed = [seed, zlib.crc32(case.case_id.encode())]
-            degraded, report = degrade_label(label, every, case_axis, offset, noisy_fraction, case_seed, ignore,
-                                             guide.array)
+            case_seed = [opts.seed, zlib.crc32(case.case_id.encode())]
+            degraded, report = degrade_label(label, opts.every, case_axis, opts.offset, opts.noisy_fraction,
+                                             case_seed, ignore, guide.array)
             write_volume(tmp / "labelsTr" / case.label.name, degraded, like=volume)
-            reports[case.case_id] = {**report.to_dict(), "canonical_axis": axis_name(axis)}
+            reports[case.case_id] = {**report.to_dict(), "canonical_axis": axis_name(opts.axis)}
             typer.echo(f"{case.case_id}: {report.summary()}")
         spec.root = tmp
         if ignore is not None:
@@ -214,11 +217,11 @@ def _degrade_dataset(
             **spec.extra,
             "versaseg_degrade": {
                 "source": str(root),
-                "every": every,
-                "axis": axis_name(axis),
-                "offset": offset,
-                "noisy_fraction": noisy_fraction,
-                "seed": seed,
+                "every": opts.every,
+                "axis": axis_name(opts.axis),
+                "offset": opts.offset,
+                "noisy_fraction": opts.noisy_fraction,
+                "seed": opts.seed,
                 "convention": "ignore" if ignore is not None else "empty",
                 "ignore_label": ignore,
             },
@@ -326,8 +329,8 @@ def degrade(
     from versaseg.io.image import file_ending
 
     out = out_option(out, out_arg)
-    axis = parse_axis(axis)
-    _check_options(every, offset, noisy_fraction, seed, ignore_label, empty_slices)
+    opts = Degradation(every, parse_axis(axis), offset, noisy_fraction, seed, ignore_label, empty_slices)
+    opts.check()
     if report is not None:
         if report.is_dir():
             raise InputError("--report is a folder; give a JSON file name", report)
@@ -343,9 +346,7 @@ def degrade(
         if out.exists() and not out.is_dir():
             raise InputError("output exists and is not a folder", out)
         check_writable(out, overwrite)
-        data = _degrade_dataset(
-            label, out, every, axis, offset, noisy_fraction, seed, ignore_label, empty_slices, overwrite
-        )
+        data = _degrade_dataset(label, out, opts, overwrite)
         typer.echo(f"wrote {out}")
     else:
         if label.is_dir() and (label / "dataset.json").exists():
@@ -355,9 +356,7 @@ def degrade(
         if out.is_dir():
             raise InputError("is a folder; give an output file name", out)
         check_writable(out, overwrite)
-        data = _degrade_file(
-            label, out, image, every, axis, offset, noisy_fraction, seed, ignore_label, empty_slices, overwrite
-        )
+        data = _degrade_file(label, out, image, opts, overwrite)
         typer.echo(f"{label}: {_summary(data)}")
         typer.echo(f"wrote {out}")
     if report is not None:
