@@ -89,7 +89,11 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
     if num_classes < 2:
         raise InputError("the annotated slices hold no foreground label")
     channels = [f"ch{i}" for i in range(case.image.shape[0])]
-    image = normalize(case.image, fit_normalization([case.image], [classes], channels, ignore))
+    caps = _background_only_slices(classes, annotated, canonical_axis, ignore) if ignore_label is not None else []
+    # normalisation from the slices both conventions see as annotated (those holding foreground)
+    seen = classes.copy()
+    np.moveaxis(seen, canonical_axis, 0)[caps] = ignore
+    image = normalize(case.image, fit_normalization([case.image], [seen], channels, ignore))
     if ignore_label is not None:
         try:
             planes = whole_slice_planes(annotated)
@@ -103,20 +107,26 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
     image_s = np.moveaxis(image, canonical_axis + 1, 1)
     spacing = tuple(float(case.spacing[a]) for a in (canonical_axis, *(d for d in range(3) if d != canonical_axis)))
     all_ids = np.flatnonzero(np.moveaxis(annotated, canonical_axis, 0).any(axis=(1, 2)))
-    if len(all_ids) < 2:
-        raise InputError(f"only {len(all_ids)} annotated slice along axis {annotation_axis}: completion needs at "
-                         "least 2")
-    box = working_box(classes_s, all_ids, ignore, spacing, settings.margin_mm)
+    drawn = np.setdiff1d(all_ids, caps)  # the training slices: from the first to the last holding foreground
+    if len(drawn) < 2:
+        raise InputError(f"only {len(drawn)} annotated slice from the first to the last holding a foreground label "
+                         f"along axis {annotation_axis}: completion needs at least 2")
+    box = working_box(classes_s, drawn, ignore, spacing, settings.margin_mm)
     classes_c = classes_s[box]
     image_c = np.ascontiguousarray(image_s[(slice(None), *box)])
-    ids = all_ids - box[0].start
+    # the prior also reads the background-only end slices inside the working region (ignore-label convention:
+    # known background where the structures have ended); they are neither trained on nor judged
+    inside = all_ids[(all_ids >= box[0].start) & (all_ids < box[0].stop)]
+    ids = inside - box[0].start
+    trained = np.flatnonzero(np.isin(inside, drawn))  # positions in ids of the training slices
     foreground = list(range(1, num_classes))
     model_class = VoxelModel if settings.model == "voxel" else SliceNetworkModel
     if settings.model == "voxel":
         image_c = image_features(image_c, spacing)
     timer.lap("features")
-    progress(f"{len(ids)} annotated slices along stored axis {annotation_axis}; {num_classes - 1} classes; "
-             f"working region {classes_c.shape}")
+    progress(f"{len(drawn)} annotated slices along stored axis {annotation_axis}"
+             + (f" (+ {len(caps)} background-only beyond the structures)" if len(caps) else "")
+             + f"; {num_classes - 1} classes; working region {classes_c.shape}")
 
     def network_input(priors: np.ndarray, at: np.ndarray) -> np.ndarray:
         """Image + prior channels (C + K - 1, len(at), H, W)."""
@@ -124,15 +134,17 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
 
     annotations = classes_c[ids].copy()  # (N, H, W)
     rng = np.random.default_rng(settings.seed)
-    source = np.tile(np.arange(len(ids)), 1 + settings.perturbed_copies)  # example -> annotated slice position
+    source = np.tile(trained, 1 + settings.perturbed_copies)  # example -> annotated slice position
+    example_rows = np.concatenate([copy * len(ids) + trained for copy in range(1 + settings.perturbed_copies)])
 
     def training_examples(slices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each annotated slice (N, H, W) with its leave-one-out prior, plus copies with perturbed priors: the
-        network input (C + P, len(source), H, W) and the slices' signed distances (N, K - 1, H, W)."""
+        """Each training slice of ``slices`` (N, H, W) with its leave-one-out prior, plus copies with perturbed
+        priors: the network input (C + P, len(source), H, W) and the slices' signed distances (N, K - 1, H, W)."""
         slice_distances = slice_signed_distances(slices, foreground, spacing[1:])
         examples = [leave_one_out_distances(slice_distances, ids, spacing[0])]
         examples += [perturbed_distances(slice_distances, spacing[1:], rng) for _ in range(settings.perturbed_copies)]
-        inputs = np.concatenate([image_c[:, ids[source]], prior_channels(np.concatenate(examples), settings)])
+        inputs = np.concatenate([image_c[:, ids[source]],
+                                 prior_channels(np.concatenate(examples)[example_rows], settings)])
         return inputs, slice_distances
 
     train_image, distances = training_examples(annotations)
@@ -140,8 +152,8 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
 
     verdicts: list[SliceVerdict] = []
     models: list[VoxelModel | SliceNetworkModel] = []
-    checking = (settings.check or settings.cleanse) and len(ids) >= 4
-    folds = [np.arange(0, len(ids), 2), np.arange(1, len(ids), 2)] if checking else []
+    checking = (settings.check or settings.cleanse) and len(trained) >= 4
+    folds = [trained[0::2], trained[1::2]] if checking else []
     for fold in range(len(folds)):
         use = np.isin(source, folds[1 - fold])
         train_label = np.where(use[:, None, None], annotations[source], ignore).astype(np.int16)
@@ -211,6 +223,19 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
                                verdict_rows(verdicts, lambda index: stored(index + box[0].start)), settings.cleanse,
                                started, timer, extrapolated, suggested, settings)
     return CompletionResult(case.to_original(labels), report)
+
+
+def _background_only_slices(classes: np.ndarray, annotated: np.ndarray, axis: int, ignore: int) -> np.ndarray:
+    """Indices along canonical ``axis`` of the annotated slices beyond the first and last slice holding foreground:
+    annotated background where the structures have ended (only the ignore-label convention can tell them from
+    unannotated slices). A background-only slice between foreground slices may be a missed annotation: it stays
+    a training slice, and the slice check judges it. classes, annotated: (X, Y, Z)."""
+    classes_s, annotated_s = np.moveaxis(classes, axis, 0), np.moveaxis(annotated, axis, 0)
+    holds_foreground = np.flatnonzero(((classes_s > 0) & (classes_s != ignore)).any(axis=(1, 2)))
+    ids = np.flatnonzero(annotated_s.any(axis=(1, 2)))
+    if not len(holds_foreground):
+        return ids[:0]
+    return ids[(ids < holds_foreground[0]) | (ids > holds_foreground[-1])]
 
 
 def _complete_on_planes(case: Case, classes: np.ndarray, image: np.ndarray, planes: dict[int, np.ndarray],
