@@ -281,3 +281,25 @@ def test_suggestions_point_where_the_annotation_is_missing(tmp_path):
     with pytest.raises(InputError, match="suggest axes"):
         complete_case(_ball_case(tmp_path, sparse, image), 9, "auto", CompletionSettings(suggest=1, suggest_axes="5"),
                       progress=lambda m: None)
+
+
+def test_background_only_end_slices_are_known_background_and_change_no_training_slice(tmp_path):
+    truth, image = _ball()  # the ellipsoid spans z = 4..30
+    annotated = list(range(2, 36, 4))  # z = 2 and 34 are annotated, beyond the ellipsoid: background only
+    ignore_sparse = np.full(truth.shape, 9, np.int16)
+    ignore_sparse[:, :, annotated] = truth[:, :, annotated]
+    slicer_sparse = np.where(ignore_sparse == 9, 0, ignore_sparse)
+    settings = CompletionSettings(seed=0)
+    ignore = complete_case(_ball_case(tmp_path, ignore_sparse, image), 9, "auto", settings, progress=lambda m: None)
+    (tmp_path / "slicer").mkdir()
+    slicer = complete_case(_ball_case(tmp_path / "slicer", slicer_sparse, image), None, "auto", settings,
+                           progress=lambda m: None)
+    assert ignore.report["annotated_slices"] == annotated
+    assert slicer.report["annotated_slices"] == annotated[1:-1]
+    # the same slices are trained on and judged in both conventions ...
+    assert [s["slice"] for s in ignore.report["slices"]] == [s["slice"] for s in slicer.report["slices"]]
+    # ... and what only the ignore label says is kept: the end slices are background, nothing grows past them
+    assert not ignore.labels[:, :, [2, 34]].any() and not ignore.labels[:, :, :2].any()
+    assert not ignore.labels[:, :, 35:].any()
+    between = [z for z in range(6, 31) if z not in annotated]
+    assert _dice(ignore.labels[:, :, between] >= 1, truth[:, :, between] >= 1) > 0.9
