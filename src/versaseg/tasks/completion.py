@@ -135,16 +135,16 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
     annotations = classes_c[ids].copy()  # (N, H, W)
     rng = np.random.default_rng(settings.seed)
     source = np.tile(trained, 1 + settings.perturbed_copies)  # example -> annotated slice position
-    example_rows = np.concatenate([copy * len(ids) + trained for copy in range(1 + settings.perturbed_copies)])
 
     def training_examples(slices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each training slice of ``slices`` (N, H, W) with its leave-one-out prior, plus copies with perturbed
         priors: the network input (C + P, len(source), H, W) and the slices' signed distances (N, K - 1, H, W)."""
         slice_distances = slice_signed_distances(slices, foreground, spacing[1:])
-        examples = [leave_one_out_distances(slice_distances, ids, spacing[0])]
-        examples += [perturbed_distances(slice_distances, spacing[1:], rng) for _ in range(settings.perturbed_copies)]
-        inputs = np.concatenate([image_c[:, ids[source]],
-                                 prior_channels(np.concatenate(examples)[example_rows], settings)])
+        # the random perturbations are drawn for the training slices only: the same draws in both conventions
+        examples = [leave_one_out_distances(slice_distances, ids, spacing[0])[trained]]
+        examples += [perturbed_distances(slice_distances[trained], spacing[1:], rng)
+                     for _ in range(settings.perturbed_copies)]
+        inputs = np.concatenate([image_c[:, ids[source]], prior_channels(np.concatenate(examples), settings)])
         return inputs, slice_distances
 
     train_image, distances = training_examples(annotations)
