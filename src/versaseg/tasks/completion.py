@@ -91,8 +91,10 @@ def complete_case(case: Case, ignore_label: int | None, axis: int | str = "auto"
     channels = [f"ch{i}" for i in range(case.image.shape[0])]
     caps = _background_only_slices(classes, annotated, canonical_axis, ignore) if ignore_label is not None else []
     # normalisation from the slices both conventions see as annotated (those holding foreground)
-    seen = classes.copy()
-    np.moveaxis(seen, canonical_axis, 0)[caps] = ignore
+    seen = classes
+    if len(caps):
+        seen = classes.copy()
+        np.moveaxis(seen, canonical_axis, 0)[caps] = ignore
     image = normalize(case.image, fit_normalization([case.image], [seen], channels, ignore))
     if ignore_label is not None:
         try:
