@@ -232,13 +232,13 @@ def test_nan_in_label(tmp_path):
 
 def test_negative_or_huge_label_values(tmp_path):
     files = _case(tmp_path)
-    for value in (-1, 40000):
+    for value, words in ((-1, ("negative", "min -1")), (40000, ("0..32767", "40000"))):
         label = _label().astype(np.int32)
         label[0, 0, 0] = value
         _save(files.label, label)
         with pytest.raises(InputError) as info:
             load_case(files)
-        _one_line_naming(info, files.label, "label values")
+        _one_line_naming(info, files.label, *words)
 
 
 def test_float_label_with_integer_values_is_accepted(tmp_path):

@@ -16,7 +16,11 @@ F = TypeVar("F", bound=Callable)
 
 
 def user_errors(func: F) -> F:
-    """Decorate a command so an :class:`InputError` prints ``error: <file>: <problem>`` and exits with code 2."""
+    """Decorate a command so an :class:`InputError` prints ``error: <file>: <problem>`` and exits with code 2.
+
+    A file-system error on a named file that the checks before the work could not foresee (the disk filled up, the
+    folder was made read-only meanwhile) is reported the same way; atomic writes leave nothing half-written then.
+    """
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -24,6 +28,11 @@ def user_errors(func: F) -> F:
             return func(*args, **kwargs)
         except InputError as exc:
             typer.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            typer.echo(f"error: {exc.filename}: {exc.strerror or exc}", err=True)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import typer
 
 from versaseg.cli.common import AXIS_HELP, axis_name, out_option, parse_axis, user_errors
 from versaseg.errors import InputError
-from versaseg.io.atomic import replace_folder
+from versaseg.io.atomic import atomic_folder
 
 _HELP = (
     "Simulate incomplete, noisy teacher labels: keep only every K-th slice of a fully annotated label map and corrupt "
@@ -41,29 +40,23 @@ _HELP = (
 )
 
 
-def _check_label_array(array: np.ndarray, path: Path) -> np.ndarray:
-    """The label array (X, Y, Z) as non-negative integers; raises InputError for fractional or negative values."""
-    if array.dtype == np.bool_:
-        return array.astype(np.uint8)
-    if not np.issubdtype(array.dtype, np.integer):
-        if not np.issubdtype(array.dtype, np.floating):
-            raise InputError(f"label map has dtype {array.dtype}; expected integer class labels", path)
-        finite = np.isfinite(array)
-        if not finite.all():
-            raise InputError("label map holds NaN/inf values; expected integer class labels", path)
-        fractional = array != np.round(array)
-        if fractional.any():
-            raise InputError(
-                f"label map holds non-integer values (e.g. {float(array[fractional][0])}); expected "
-                "integer class labels",
-                path,
-            )
-    if array.size and array.min() < 0:
-        raise InputError(f"label map holds negative values (min {array.min()}); expected labels >= 0", path)
-    if np.issubdtype(array.dtype, np.integer):
-        return array
-    top = int(array.max()) if array.size else 0
-    return array.astype(np.uint8 if top <= 255 else np.uint16 if top <= 65535 else np.uint32)
+def _checked_label(volume) -> np.ndarray:
+    """The label array (X, Y, Z) after the shared label checks (:func:`versaseg.io.checks.label_values`), in its
+    own integer type (a float file of whole numbers becomes int16)."""
+    from versaseg.io.checks import label_values
+
+    checked = label_values(volume)
+    return volume.array if np.issubdtype(volume.array.dtype, np.integer) else checked
+
+
+def _checked_guide(image_path: Path, volume) -> np.ndarray:
+    """The guide image (X, Y, Z) float32, on ``volume``'s grid and finite (the shared checks)."""
+    from versaseg.io.checks import check_same_geometry, image_values
+    from versaseg.io.image import read_volume
+
+    image_volume = read_volume(image_path)
+    check_same_geometry(image_volume, volume, "image")
+    return image_values(image_volume)
 
 
 @dataclass
@@ -135,17 +128,12 @@ def _degrade_file(
     from versaseg.io.segmentation import segments_for_output
 
     volume = read_volume(label_path)
-    label = _check_label_array(volume.array, label_path)
+    label = _checked_label(volume)
     axis = stored_axis(opts.axis, orientation_of(volume.affine))
     _check_offset(opts.offset, label.shape, axis, label_path)
     ignore = _ignore_value(opts.ignore_label, opts.empty_slices, int(label.max()) if label.size else 0, label_path,
                            " in the file")
-    image = None
-    if image_path is not None:
-        image_volume = read_volume(image_path)
-        if image_volume.shape != volume.shape:
-            raise InputError(f"image shape {image_volume.shape} does not match label shape {volume.shape}", image_path)
-        image = image_volume.array
+    image = None if image_path is None else _checked_guide(image_path, volume)
     degraded, report = degrade_label(label, opts.every, axis, opts.offset, opts.noisy_fraction, opts.seed, ignore,
                                      image)
     write_volume(out, degraded, like=volume, overwrite=overwrite,
@@ -180,10 +168,8 @@ def _degrade_dataset(
     top = max(spec.labels.values())
     ignore = _ignore_value(opts.ignore_label, opts.empty_slices, top, dataset_json)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     reports = {}
-    try:
+    with atomic_folder(out, overwrite) as tmp:
         for folder in ("imagesTr", "labelsTr"):
             (tmp / folder).mkdir()
         for folder in ("imagesTs", "labelsTs"):
@@ -196,17 +182,15 @@ def _degrade_dataset(
             for path in case.images:
                 _link_or_copy(path, tmp / "imagesTr" / path.name)
             volume = read_volume(case.label)
-            label = _check_label_array(volume.array, case.label)
+            label = _checked_label(volume)
             if label.size and int(label.max()) > top:
                 raise InputError(f"label value {int(label.max())} is not in dataset.json (max {top})", case.label)
             case_axis = stored_axis(opts.axis, orientation_of(volume.affine))
             _check_offset(opts.offset, label.shape, case_axis, case.label)
-            guide = read_volume(case.images[0])
-            if guide.shape != volume.shape:
-                raise InputError(f"image shape {guide.shape} does not match label shape {volume.shape}", case.images[0])
+            guide = _checked_guide(case.images[0], volume)
             case_seed = [opts.seed, zlib.crc32(case.case_id.encode())]
             degraded, report = degrade_label(label, opts.every, case_axis, opts.offset, opts.noisy_fraction,
-                                             case_seed, ignore, guide.array)
+                                             case_seed, ignore, guide)
             write_volume(tmp / "labelsTr" / case.label.name, degraded, like=volume)
             reports[case.case_id] = {**report.to_dict(), "canonical_axis": axis_name(opts.axis)}
             typer.echo(f"{case.case_id}: {report.summary()}")
@@ -227,9 +211,6 @@ def _degrade_dataset(
             },
         }
         spec.save()
-        replace_folder(tmp, out, overwrite)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return {"dataset": str(root), "output": str(out), "cases": reports}
 
 

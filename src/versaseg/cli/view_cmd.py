@@ -38,6 +38,7 @@ def view(
     from versaseg.data.case import embed_in_reference
     from versaseg.errors import InputError
     from versaseg.io.atomic import check_writable
+    from versaseg.io.checks import check_same_geometry, image_values, label_values
     from versaseg.io.dataset import read_json_object
     from versaseg.io.image import case_name, read_volume
     from versaseg.viz.review_page import LabelLayer, completion_marks, write_review_page
@@ -48,13 +49,12 @@ def view(
     if len(layer_names) != len(labels):
         raise InputError(f"--names gives {len(layer_names)} names for {len(labels)} label maps")
     volume = read_volume(image)
+    image_values(volume)
     layers = []
     for path, name in zip(labels, layer_names, strict=True):
         label = embed_in_reference(read_volume(path), volume)
-        if label.shape != volume.shape:
-            raise InputError(f"label shape {label.shape} differs from the image's {volume.shape}", path)
-        if not (label.array.dtype.kind in "iub" or (label.array == label.array.round()).all()):
-            raise InputError("label map holds non-integer values", path)
+        check_same_geometry(label, volume, "label")
+        label_values(label)
         layers.append(LabelLayer(name, label, label.segments, ignore_label))
     marks = None
     if report is not None:

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from versaseg.errors import InputError
+from versaseg.io.checks import GEOMETRY_TOLERANCE_MM, check_label_set, check_same_geometry, image_values
+from versaseg.io.checks import label_values as checked_label_values
 from versaseg.io.dataset import CaseFiles
 from versaseg.io.image import Volume, from_canonical, read_volume, to_canonical
-
-GEOMETRY_TOLERANCE_MM = 1e-3
 
 
 @dataclass
@@ -58,14 +57,6 @@ def case_from_arrays(case_id: str, image: np.ndarray, affine: np.ndarray, label:
     return Case(case_id, image, label, Volume(image[0], np.asarray(affine, float)), orientation, spacing)
 
 
-def _check_same_geometry(volume: Volume, reference: Volume, what: str) -> None:
-    if volume.shape != reference.shape:
-        raise InputError(f"{what} shape {volume.shape} differs from {reference.path.name} shape {reference.shape}",
-                         volume.path)
-    if not np.allclose(volume.affine, reference.affine, atol=GEOMETRY_TOLERANCE_MM, rtol=0):
-        raise InputError(f"{what} geometry (spacing/origin/direction) differs from {reference.path.name}", volume.path)
-
-
 def load_case(files: CaseFiles, label_values: set[int] | None = None) -> Case:
     """Read and check a case's channel files and optional label.
 
@@ -76,11 +67,8 @@ def load_case(files: CaseFiles, label_values: set[int] | None = None) -> Case:
     reference = volumes[0]
     channels = []
     for volume in volumes:
-        _check_same_geometry(volume, reference, "channel")
-        data = np.asarray(volume.array, dtype=np.float32)
-        if not np.isfinite(data).all():
-            raise InputError("image contains NaN or Inf values", volume.path)
-        channels.append(data)
+        check_same_geometry(volume, reference, "channel")
+        channels.append(image_values(volume))
     image = np.stack(channels)
     canonical_first, canonical_affine, orientation = to_canonical(image[0], reference.affine)
     image = np.stack([canonical_first] + [to_canonical(c, reference.affine)[0] for c in image[1:]])
@@ -115,17 +103,8 @@ def load_label(path: Path, reference: Volume, label_values: set[int] | None) -> 
     """Read a label volume, check it against ``reference`` and the allowed values; returns (I, J, K) int16 and the
     segment table of a Slicer segmentation (None for other files)."""
     volume = embed_in_reference(read_volume(path), reference)
-    _check_same_geometry(volume, reference, "label")
-    data = np.asarray(volume.array)
-    if not np.isfinite(data).all():
-        raise InputError("label contains NaN or Inf values", path)
-    if np.issubdtype(data.dtype, np.floating) and not np.all(np.equal(np.mod(data, 1), 0)):
-        raise InputError("label contains non-integer values", path)
-    present = {int(v) for v in np.unique(data)}
-    if label_values is not None and not present <= label_values:
-        bad = sorted(present - label_values)
-        raise InputError(f"label values {bad} are not in dataset.json labels {sorted(label_values)}", path)
-    if present and (min(present) < 0 or max(present) > np.iinfo(np.int16).max):
-        raise InputError(f"label values must lie in 0..{np.iinfo(np.int16).max}, got {min(present)}..{max(present)}",
-                         path)
-    return data.astype(np.int16), volume.segments
+    check_same_geometry(volume, reference, "label")
+    data = checked_label_values(volume)
+    if label_values is not None:
+        check_label_set(data, label_values, volume)
+    return data, volume.segments

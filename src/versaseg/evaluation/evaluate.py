@@ -32,15 +32,15 @@ from versaseg.data.case import embed_in_reference
 from versaseg.errors import InputError
 from versaseg.evaluation.metrics import METRICS, case_metrics, empty_metrics
 from versaseg.io.atomic import check_writable, write_text_atomic
+from versaseg.io.checks import check_label_set, check_same_geometry, label_values
 from versaseg.io.dataset import IGNORE_NAME, parse_labels, read_json_object
-from versaseg.io.image import IMAGE_ENDINGS, Volume, case_name, read_volume
+from versaseg.io.image import IMAGE_ENDINGS, case_name, read_volume
 
 MEAN_FOREGROUND = "mean foreground"
 """Name of the pseudo-class holding, per case, the mean over classes."""
 
 STATISTICS = ("mean", "std", "median", "n", "n_nan")
 UNITS = {"dice": "1", "iou": "1", "sensitivity": "1", "precision": "1", "rvd": "1", "hd95": "mm", "assd": "mm"}
-AFFINE_ATOL = 1e-3
 LABEL_PREFIX = "label_"
 """Class names without a labels file: ``label_<value>``."""
 
@@ -249,19 +249,6 @@ def pair_cases(pred: str | Path, gt: str | Path) -> list[tuple[str, Path, Path]]
     return pairs
 
 
-def _label_array(volume: Volume, path: Path, what: str) -> np.ndarray:
-    array = volume.array
-    if array.dtype == np.bool_:
-        return array.astype(np.uint8)
-    if np.issubdtype(array.dtype, np.integer):
-        return array
-    if np.issubdtype(array.dtype, np.floating):
-        if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
-            raise InputError(f"{what} holds non-integer values; expected a label map", path)
-        return array.astype(np.int64)
-    raise InputError(f"{what} has unsupported voxel type {array.dtype}; expected integer labels", path)
-
-
 @dataclass
 class CaseEvaluation:
     """The metrics of one case, the classes they cover (name -> value) and the voxel spacing in mm."""
@@ -283,24 +270,17 @@ def evaluate_case(
     gt_volume = read_volume(gt_path)
     pred_volume = embed_in_reference(read_volume(pred_path), gt_volume)
     gt_volume = embed_in_reference(gt_volume, pred_volume)
-    gt = _label_array(gt_volume, gt_path, "ground truth")
-    pred = _label_array(pred_volume, pred_path, "prediction")
-    if pred.shape != gt.shape:
-        raise InputError(
-            f"prediction shape {pred.shape} differs from ground-truth shape {gt.shape} ({gt_path})", pred_path
-        )
-    if not np.allclose(pred_volume.affine, gt_volume.affine, atol=AFFINE_ATOL, rtol=0):
-        raise InputError(f"prediction geometry (affine) differs from the ground truth's ({gt_path})", pred_path)
+    gt = label_values(gt_volume, "ground truth")
+    pred = label_values(pred_volume, "prediction")
+    check_same_geometry(pred_volume, gt_volume, "prediction")
     if classes is None:  # every value present; Slicer segment names where a segmentation names them
         values = np.union1d(np.unique(pred), np.unique(gt))
         names = {s.label_value: s.name for v in (pred_volume, gt_volume) for s in v.segments or ()}
         classes = {names.get(int(v), f"{LABEL_PREFIX}{int(v)}"): int(v) for v in values if v != 0}
     else:
         allowed = {0, *classes.values(), *(() if ignore_label is None else (ignore_label,))}
-        for array, path in ((gt, gt_path), (pred, pred_path)):
-            unknown = sorted(set(np.unique(array).tolist()) - allowed)
-            if unknown:
-                raise InputError(f"holds label values {unknown} that the labels file does not define", path)
+        for array, volume, what in ((gt, gt_volume, "ground truth"), (pred, pred_volume, "prediction")):
+            check_label_set(array, allowed, volume, "the labels file's values", what)
     metrics = case_metrics(pred, gt, gt_volume.spacing, classes, ignore_label)
     return CaseEvaluation(metrics, dict(classes), gt_volume.spacing)
 

@@ -1,6 +1,8 @@
 """Atomic file writes: write to a temporary file in the destination folder, then rename into place.
 
-A kill at any moment leaves either the old file or the new one, never a half-written file.
+A kill at any moment leaves either the old file or the new one, never a half-written file. Nothing is created before
+the write succeeds: the temporary file lies in the nearest folder that already exists, and the output's missing
+parent folders are made only when it is moved into place, so a failed command leaves no empty folder behind.
 """
 
 from __future__ import annotations
@@ -15,36 +17,112 @@ from pathlib import Path
 from versaseg.errors import InputError
 
 
-def check_writable(path: str | Path, overwrite: bool) -> Path:
-    """Refuse to replace an existing output unless ``overwrite``; returns the path."""
+def check_writable(path: str | Path, overwrite: bool, expected_bytes: int = 0) -> Path:
+    """Refuse to replace an existing output unless ``overwrite``, and check that it can be written there
+    (:func:`check_location`); returns the path."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise InputError("output exists; pass --overwrite to replace it", path)
+    check_location(path, expected_bytes)
     return path
+
+
+def existing_ancestor(path: str | Path) -> Path:
+    """The nearest of ``path``'s parent folders that exists (``path`` itself excluded); may be a file."""
+    ancestor = Path(os.path.abspath(path)).parent
+    while not (ancestor.exists() or ancestor.is_symlink()):
+        ancestor = ancestor.parent
+    return ancestor
+
+
+def check_location(path: str | Path, expected_bytes: int = 0) -> None:
+    """InputError naming ``path`` unless it can be written: its nearest existing parent is a folder (not a file),
+    a file can be created in it (probed with a hidden temporary file, so read-only file systems, permissions and
+    full disks are all caught) and, when ``expected_bytes`` is given, it has that much free space. Writes nothing
+    that stays."""
+    path = Path(path)
+    ancestor = existing_ancestor(path)
+    if not ancestor.is_dir():
+        raise InputError(f"cannot write here: {ancestor} is a file, not a folder", path)
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".versaseg-write-test.", dir=ancestor)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"cannot write to folder {ancestor} ({exc.strerror or exc})", path) from None
+    if expected_bytes > 0:
+        free = shutil.disk_usage(ancestor).free
+        if free < expected_bytes:
+            raise InputError(f"not enough free space in {ancestor}: the output needs about "
+                             f"{_size(expected_bytes)}, {_size(free)} are free", path)
+
+
+def check_output_folder(folder: str | Path, expected_bytes: int = 0) -> Path:
+    """InputError naming ``folder`` unless it is (or can be made) a writable folder with ``expected_bytes`` free."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError("output folder is a file", folder)
+    check_location(folder / ".probe", expected_bytes)
+    return folder
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path with the same name as ``path``; move it onto ``path`` if the block succeeds.
 
-    The temporary path lies in a hidden folder next to ``path`` (same file system, so the final rename is atomic) and
+    The temporary path lies in a hidden folder next to ``path``, or in its nearest existing parent folder while
+    ``path``'s folder does not exist yet (either way the same file system, so the final rename is atomic), and
     has the same name, so formats that write a companion data file named after the header (MetaImage ``.mhd`` ->
     ``.raw``/``.zraw``, detached NRRD ``.nhdr`` -> ``.raw.gz``) reference the final names. Companion files are moved
     first and ``path`` last. The temporary folder and everything in it are deleted whether the block succeeds or raises.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=_temporary_home(path)))
     try:
         tmp_path = tmp_dir / path.name
         tmp_path.touch()
         yield tmp_path
+        path.parent.mkdir(parents=True, exist_ok=True)
         for companion in sorted(tmp_dir.iterdir()):
             if companion.name != path.name and companion.is_file():
                 os.replace(companion, path.parent / companion.name)
         os.replace(tmp_path, path)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(out: str | Path, overwrite: bool = False, mode: int = 0o755) -> Iterator[Path]:
+    """Yield an empty temporary folder (permissions ``mode``); if the block succeeds it becomes ``out``
+    (:func:`replace_folder`: an existing ``out`` only with ``overwrite``). Like :func:`atomic_path`, the temporary
+    folder lies beside ``out`` or in its nearest existing parent, ``out``'s missing parents are made only at the end,
+    and the temporary folder is deleted whether the block succeeds or raises (a kill leaves only a hidden
+    ``.NAME.*.tmp``)."""
+    out = Path(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=_temporary_home(out)))
+    try:
+        os.chmod(tmp, mode)
+        yield tmp
+        out.parent.mkdir(parents=True, exist_ok=True)
+        replace_folder(tmp, out, overwrite)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _temporary_home(path: Path) -> Path:
+    """Where :func:`atomic_path` keeps its temporary folder: ``path``'s folder, or its nearest existing parent."""
+    ancestor = existing_ancestor(path)
+    if not ancestor.is_dir():
+        raise InputError(f"cannot write here: {ancestor} is a file, not a folder", path)
+    return ancestor
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

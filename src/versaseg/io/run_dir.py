@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from versaseg.errors import InputError
-from versaseg.io.atomic import atomic_path, remove_stale_temporaries
+from versaseg.io.atomic import atomic_path, check_location, remove_stale_temporaries
 
 RUN_FILES = ("config.json", "model.pt", "checkpoint.pt", "metrics.csv", "curves.png", "tensorboard", "checkpoints",
              "checkpoints.json", "samples")
@@ -42,14 +42,17 @@ def check_run_dir(run_dir: str | Path, resume: bool, overwrite: bool, kind: RunK
 
     ``resume``: it must hold checkpoint.pt. Otherwise a non-empty folder is refused unless ``overwrite``, and even
     then unless it is a versaseg run of ``kind`` (one with a file of ``kind.markers``: config.json for training).
+    Either way the folder must be writable (:func:`versaseg.io.atomic.check_location`).
     """
     run_dir = Path(run_dir)
     if resume:
         if not (run_dir / "checkpoint.pt").exists():
             raise InputError("--resume given but there is no checkpoint.pt to resume from", run_dir)
+        check_location(run_dir / "checkpoint.pt")
         return run_dir
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"the {kind.name} directory is a file", run_dir)
+    check_location(run_dir / "config.json")
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
             hint = "--resume to continue or --overwrite" if kind.resumable else "--overwrite to replace it"

@@ -23,8 +23,6 @@ window's slice. Written atomically into OUT (built in a hidden sibling folder, r
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +34,7 @@ from versaseg.data.case import load_case
 from versaseg.errors import InputError
 from versaseg.evaluation.validation import validation_dice
 from versaseg.inference.predictor import Predictor
-from versaseg.io.atomic import replace_folder, write_text_atomic
+from versaseg.io.atomic import atomic_folder, write_text_atomic
 from versaseg.io.dataset import CaseFiles
 from versaseg.io.run_dir import load_safe
 from versaseg.progress import progress
@@ -257,9 +255,7 @@ def explain(run_dir: str | Path, images: Sequence[str | Path], out: str | Path, 
     scene, slice_index = slice_scene(predictor, case, classes, settings.slice_index, images[0])
     snapshots = list_snapshots(run_dir)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_folder(out, overwrite=overwrite) as tmp:
         axis = config.axis
         where = (f"slice {slice_index} along axis {axis} ({'xyz'[axis]} in canonical RAS order)" +
                  ("" if config.spatial_dims == 2 else f", through a {config.patch_size} window of the 3D network"))
@@ -291,8 +287,4 @@ def explain(run_dir: str | Path, images: Sequence[str | Path], out: str | Path, 
                   "checkpoints": [{"epoch": e, "file": p.relative_to(run_dir).as_posix()} for e, p in snapshots]}
         write_text_atomic(tmp / EXPLAIN_MARKER, json.dumps(record, indent=2) + "\n")
         write_html_report(tmp / "index.html", f"versaseg explain: {run_dir.name}", sections)
-        replace_folder(tmp, out, overwrite=overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out / "index.html"

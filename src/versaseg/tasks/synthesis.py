@@ -11,7 +11,6 @@ history), metrics.csv, curves.png, samples/epoch_NNN.png and, with ``save_every`
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +22,8 @@ from versaseg.data.pairs import PairedVolume, PairSampler, load_pair, resolve_ch
 from versaseg.errors import InputError
 from versaseg.evaluation.validation import SynthesisValidator, synthesize_scaled
 from versaseg.inference.predictor import Predictor
-from versaseg.io.atomic import check_writable, replace_folder
+from versaseg.io.atomic import atomic_folder, check_writable
+from versaseg.io.checks import image_values
 from versaseg.io.dataset import load_dataset
 from versaseg.io.image import Volume, from_canonical, read_volume, to_canonical, write_volume
 from versaseg.io.run_dir import prepare_run_dir
@@ -158,9 +158,7 @@ def synthesize(run_or_model: str | Path | Predictor, image: Volume | str | Path,
     model = run_or_model if isinstance(run_or_model, Predictor) else Predictor(run_or_model, device)
     model.require("image")
     volume = image if isinstance(image, Volume) else read_volume(image)
-    data = np.asarray(volume.array, dtype=np.float32)
-    if not np.isfinite(data).all():
-        raise InputError("image contains NaN or Inf values", volume.path)
+    data = image_values(volume)
     canonical, _, orientation = to_canonical(data, volume.affine)
     out = from_canonical(model.synthesize_canonical(canonical), orientation)
     return volume.like(out)
@@ -204,9 +202,7 @@ def augment_dataset(dataset: str | Path, run: str | Path, out: str | Path, overw
     new_name = channel_name or f"synthetic {config.target_name}"
     label_values = set(spec.labels.values())
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_folder(out, overwrite=overwrite) as tmp:
         for folder in DATASET_FOLDERS:
             if (root / folder).is_dir():
                 shutil.copytree(root / folder, tmp / folder)
@@ -223,8 +219,4 @@ def augment_dataset(dataset: str | Path, run: str | Path, out: str | Path, overw
             "target_channel": config.target_name, "channel": new_index, "channel_name": new_name,
             "from_dataset": str(root.resolve())}}
         spec.save()
-        replace_folder(tmp, out, overwrite=overwrite)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out

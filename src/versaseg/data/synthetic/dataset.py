@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -29,7 +27,7 @@ import numpy as np
 from versaseg.data.synthetic import brain
 from versaseg.data.synthetic.phantom import case_seed
 from versaseg.errors import InputError
-from versaseg.io.atomic import replace_folder
+from versaseg.io.atomic import atomic_folder
 from versaseg.io.dataset import DatasetSpec
 from versaseg.io.image import Volume, write_volume
 
@@ -81,18 +79,11 @@ def write_synth_dataset(
                          f"the limit is {MAX_VOXELS}")
     _check_output(out, overwrite)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        os.chmod(tmp, 0o755)
+    with atomic_folder(out, overwrite=True) as tmp:
         jobs = [(tmp, index, index < cases, case_seed(seed, index), shape_t, spacing_t, label_set)
                 for index in range(cases + test_cases)]
         results = _run(jobs, workers, progress)
         _save_spec(tmp, results, cases, test_cases, seed, spacing_t, shape_t, label_set, labels, tiny)
-        replace_folder(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

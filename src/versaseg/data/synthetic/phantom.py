@@ -22,16 +22,13 @@ For realistic anatomy from real atlases use the atlas-based generator; this one 
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
 from versaseg.errors import InputError
-from versaseg.io.atomic import replace_folder
+from versaseg.io.atomic import atomic_folder
 from versaseg.io.dataset import DatasetSpec
 from versaseg.io.image import Volume, write_volume
 
@@ -127,15 +124,8 @@ def write_phantom_dataset(
             raise InputError("output exists and is not a folder", out)
         if any(out.iterdir()) and not overwrite:
             raise InputError("output folder is not empty; pass --overwrite to replace it", out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        os.chmod(tmp, 0o755)
+    with atomic_folder(out, overwrite=True) as tmp:
         _write_dataset_into(tmp, int(cases), int(test_cases), seed, shape, spacing)
-        replace_folder(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
