@@ -115,7 +115,9 @@ class Predictor:
         ``ending`` None keeps the input's file ending; ``.seg.nrrd`` writes 3D Slicer segmentations whose segments
         carry the class names (probability maps then go to plain ``.nrrd``). A ``hook`` replaces the per-case
         prediction and adds files of its own (instead of the probabilities). All output paths are checked before
-        any work, so an existing file stops the run before anything is written.
+        any work, so an existing file stops the run before anything is written; with several cases every case is
+        also read and checked (:func:`versaseg.data.case.load_case`) before the first is predicted, so a bad case
+        stops the run before any output exists (the price: each file is read twice).
         """
         from versaseg.io.segmentation import default_segments
 
@@ -140,6 +142,9 @@ class Predictor:
             plans.append((files, outputs))
         for name in hook.folder_outputs:
             check_writable(out_dir / name, overwrite)
+        if len(plans) > 1:
+            for files, _ in progress(plans, "check inputs", "case", enabled=show_progress, leave=False):
+                load_case(files)
         written = []
         for files, outputs in progress(plans, hook.desc, "case", enabled=show_progress):
             prediction = hook.predict(load_case(files))
