@@ -61,7 +61,8 @@ def _args(command: str, inputs: dict[str, Path], out_dir: Path) -> tuple[list[st
                 "--device", "cpu"], out
     if command == "train":
         out = out_dir / "run"
-        return ["train", str(inputs["dataset"]), "--out", str(out), "--epochs", "1", "--iterations", "1", "--device", "cpu"], out
+        return ["train", str(inputs["dataset"]), "--out", str(out), "--epochs", "1", "--iterations", "1",
+                "--device", "cpu"], out
     out = out_dir / "sparse.nii.gz"
     return ["data", "degrade", str(inputs["label"]), "--out", str(out), "--every", "4"], out
 
@@ -142,6 +143,7 @@ def test_failed_train_leaves_no_run_directory(inputs, tmp_path):
     bad[0, 0, 0] = 0.5
     nib.save(nib.Nifti1Image(bad, label.affine), broken / "labelsTr" / "tiny_000.nii.gz")
     run = tmp_path / "runs" / "new"
-    line = _error_line(CliRunner().invoke(app, ["train", str(broken), "--out", str(run), "--epochs", "1", "--device", "cpu"]))
+    args = ["train", str(broken), "--out", str(run), "--epochs", "1", "--device", "cpu"]
+    line = _error_line(CliRunner().invoke(app, args))
     assert "tiny_000.nii.gz" in line and "non-integer" in line, line
     assert not (tmp_path / "runs").exists()
