@@ -157,6 +157,7 @@ def _degrade_dataset(
 ) -> dict:
     """Degrade every labelsTr file of the dataset ``root`` into the new dataset folder ``out``; returns the report."""
     from versaseg.data.degrade import degrade_label
+    from versaseg.io.checks import check_label_set
     from versaseg.io.dataset import IGNORE_NAME, load_dataset
     from versaseg.io.image import orientation_of, read_volume, stored_axis, write_volume
 
@@ -183,8 +184,7 @@ def _degrade_dataset(
                 _link_or_copy(path, tmp / "imagesTr" / path.name)
             volume = read_volume(case.label)
             label = _checked_label(volume)
-            if label.size and int(label.max()) > top:
-                raise InputError(f"label value {int(label.max())} is not in dataset.json (max {top})", case.label)
+            check_label_set(label, spec.labels.values(), volume)
             case_axis = stored_axis(opts.axis, orientation_of(volume.affine))
             _check_offset(opts.offset, label.shape, case_axis, case.label)
             guide = _checked_guide(case.images[0], volume)
