@@ -46,6 +46,7 @@ NIFTI1_MAGICS = {b"n+1": "single", b"ni1": "pair"}
 NIFTI2_MAGIC = b"n+2\x00\r\n\x1a\n"
 DEFLATE_MAX_RATIO = 1032  # deflate's largest possible compression ratio (runs of one byte value)
 _SUPPORTED_KINDS = "biuf"  # bool, signed, unsigned, floating point
+_HEAD_BYTES = 1 << 16  # how much of a MetaImage/NRRD file is searched for its header
 
 
 # ------------------------------------------------------------------------------------------------------- the limit
@@ -267,6 +268,10 @@ def _parse_nifti_block(block: bytes, path: Path):
         if len(block) < 540:
             raise InputError(f"file is truncated: a NIfTI-2 header has 540 bytes, the file holds {len(block)}", path)
         header_class, size, version = nib.Nifti2Header, 540, 2
+        sizes = {int(np.frombuffer(block[:4], dtype=f"{order}i4")[0]) for order in "<>"}
+        if 540 not in sizes:
+            raise InputError(f"sizeof_hdr is {int(np.frombuffer(block[:4], dtype='<i4')[0])}; a NIfTI-2 header "
+                             "has 540", path)
     elif len(block) >= 348 and block[344:347] in NIFTI1_MAGICS and block[347:348] == b"\x00":
         header_class, size, version = nib.Nifti1Header, 348, 1
         if NIFTI1_MAGICS[block[344:347]] == "pair":
@@ -344,13 +349,15 @@ def check_nifti_header(path: Path) -> NiftiHeaderInfo:
 
 
 def nifti_read_error(exc: BaseException, path: Path, info: NiftiHeaderInfo) -> InputError:
-    """The InputError for ``exc``, raised by nibabel while reading the voxels of a checked header ``info``."""
-    if path.name.lower().endswith(".gz") and isinstance(exc, (EOFError, OSError, zlib.error)):
+    """The InputError for ``exc``, raised by nibabel while loading a file whose raw header ``info`` passed the checks
+    (or reading its voxels)."""
+    if path.name.lower().endswith(".gz"):  # a short stream shows as EOFError, OSError or nibabel's ImageFileError
         held = max(gzip_payload_size(path, info.offset + info.data_bytes) - info.offset, 0)
         if held < info.data_bytes:
             return InputError(f"file is truncated: header declares {info.data_bytes} bytes of voxel data, the file "
                               f"holds {held} (after decompression)", path)
-        return InputError(f"corrupt gzip data ({one_line(exc)})", path)
+        if isinstance(exc, (EOFError, OSError, zlib.error)):
+            return InputError(f"corrupt gzip data ({one_line(exc)})", path)
     if isinstance(exc, MemoryError):
         return InputError(f"not enough memory for the {' x '.join(map(str, info.shape))} voxels the header declares "
                           f"({info.data_bytes} bytes)", path)
@@ -413,22 +420,11 @@ def check_itk_data_size(path: Path, size: tuple[int, ...], pixel_id: int, compon
     """For a MetaImage (.mha/.mhd) or NRRD (.nrrd/.nhdr) file: uncompressed data must fill what the header declares,
     gzip/zlib data must be able to (:func:`check_deflate_bound`). Other formats and encodings (ASCII, bzip2) and
     data-file lists or patterns are not checked."""
+    located = locate_itk_data(path)
     itemsize = _itk_bytes_per_component(pixel_id)
     if itemsize is None:
         return
     expected = math.prod(size) * components * itemsize
-    name = path.name.lower()
-    try:
-        with open(path, "rb") as stream:
-            head = stream.read(1 << 16)
-    except OSError:
-        return
-    if name.endswith((".mha", ".mhd")):
-        located = _metaimage_data(head, path)
-    elif name.endswith((".nrrd", ".nhdr")):
-        located = _nrrd_data(head, path)
-    else:
-        return
     if located is not None:
         data_file, offset, compressed = located
         if compressed:
@@ -437,8 +433,50 @@ def check_itk_data_size(path: Path, size: tuple[int, ...], pixel_id: int, compon
             check_data_size(path, offset, expected, data_file)
 
 
-def _metaimage_data(head: bytes, path: Path) -> tuple[Path, int, bool] | None:
-    """(data file, byte offset, zlib-compressed) of a MetaImage header's binary data, or None when not checkable."""
+def locate_itk_data(path: Path) -> tuple[Path, int, bool] | None:
+    """(data file, byte offset, compressed) of a MetaImage or NRRD file's voxel data, from a scan of its header
+    text; None when not checkable. InputError for a MetaImage header that never names its data file."""
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(_HEAD_BYTES)
+    except OSError:
+        return None
+    name = path.name.lower()
+    if name.endswith((".mha", ".mhd")):
+        return _metaimage_data(head, path)
+    if name.endswith((".nrrd", ".nhdr")):
+        return _nrrd_data(head, path)
+    return None
+
+
+def check_itk_text_header(path: Path) -> None:
+    """Checks of a MetaImage (.mha/.mhd) header text that must run before SimpleITK parses it: ITK's MetaIO crashes
+    the process (segmentation fault) on an ``NDims`` it cannot use (1e30, -1, 40000), so anything but 2, 3 or 4
+    dimensions is refused here."""
+    if not path.name.lower().endswith((".mha", ".mhd")):
+        return
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(_HEAD_BYTES)
+    except OSError:
+        return
+    for raw in head.splitlines():
+        key, sep, ndims = raw.decode("latin-1").partition("=")
+        key = key.strip().lower()
+        if sep and key == "elementdatafile":
+            break  # the header ends here
+        if not sep or key != "ndims":
+            continue  # every NDims line counts (which one MetaIO uses is its business)
+        ndims = ndims.strip()
+        if not re.fullmatch(r"[0-9]{1,3}", ndims):
+            raise InputError(f"MetaImage header: NDims = {ndims[:40]!r} is not a number of dimensions", path)
+        if int(ndims) not in (2, 3, 4):
+            raise InputError(f"expected a 3D image, the MetaImage header declares NDims = {int(ndims)}", path)
+
+
+def _metaimage_fields(head: bytes) -> tuple[dict[str, str], int | None]:
+    """The 'Key = Value' fields (keys lower-cased) of a MetaImage header up to its ElementDataFile line, and the byte
+    position after that line (None if the header has none)."""
     fields: dict[str, str] = {}
     position = 0
     for raw in head.splitlines(keepends=True):
@@ -449,8 +487,17 @@ def _metaimage_data(head: bytes, path: Path) -> tuple[Path, int, bool] | None:
         key, value = key.strip().lower(), value.strip()
         fields[key] = value
         if key == "elementdatafile":
-            break
-    else:
+            return fields, position
+    return fields, None
+
+
+def _metaimage_data(head: bytes, path: Path) -> tuple[Path, int, bool] | None:
+    """(data file, byte offset, zlib-compressed) of a MetaImage header's binary data, or None when not checkable."""
+    fields, position = _metaimage_fields(head)
+    if position is None:
+        if len(head) < _HEAD_BYTES:  # the whole file was read: its header never names the data
+            raise InputError("MetaImage header ends without an ElementDataFile line (the file is truncated or "
+                             "its header incomplete)", path)
         return None
     if fields.get("binarydata", "true").lower() != "true":
         return None
@@ -533,5 +580,10 @@ def check_dicom_series(files: list[str], folder: Path) -> None:
 def itk_reason(exc: BaseException) -> str:
     """The last non-empty line of a SimpleITK exception (the reason; the rest is a C++ stack location)."""
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "unknown error"
+    reason = lines[-1] if lines else "unknown error"
+    if reason.startswith("Reason: ") and any("File cannot be read" in line for line in lines):
+        return "the header cannot be parsed"  # MetaIO reports a stale errno ('No such file or directory')
+    if "Unable to determine ImageIO reader" in reason:
+        return "no SimpleITK reader recognises its contents: not an image of this type, or a corrupt header"
+    return reason
 

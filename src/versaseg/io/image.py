@@ -107,7 +107,7 @@ def _read_nifti(path: Path) -> Volume:
     try:
         img = nib.load(str(path))
     except Exception as exc:  # nibabel raises many types for corrupt files
-        raise InputError(f"cannot read NIfTI file ({header.one_line(exc)})", path) from None
+        raise header.nifti_read_error(exc, path, info) from None
     header.check_affine(img.affine, path)
     try:
         array = np.asanyarray(img.dataobj)
@@ -121,11 +121,13 @@ def _read_itk(path: Path):
     """Read an NRRD/MetaImage file with SimpleITK after checking its header (size, type, geometry, data size)."""
     import SimpleITK as sitk
 
+    header.check_itk_text_header(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
+        header.locate_itk_data(path)  # a clearer message for a header cut short, if that is what is wrong
         raise InputError(f"cannot read image ({header.itk_reason(exc)})", path) from None
     from versaseg.io.segmentation import is_segmentation_path
 
