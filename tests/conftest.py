@@ -9,6 +9,16 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+try:
+    from hypothesis import settings
+except ImportError:  # the dev extra is not installed: the *_fuzz.py tests skip themselves
+    pass
+else:
+    # Property-based tests (tests/io/*_fuzz.py) draw the same examples on every run and machine: derandomized, no
+    # example database, no per-example deadline (CI machines vary). Each test sets its own max_examples.
+    settings.register_profile("versaseg", derandomize=True, database=None, deadline=None, print_blob=True)
+    settings.load_profile("versaseg")
+
 
 def write_tiny_dataset(root: Path, cases: int = 4, shape=(24, 28, 20), spacing=(1.5, 1.0, 2.0), seed: int = 0,
                        ignore_every: int = 0, test_cases: int = 1) -> Path:

@@ -14,6 +14,49 @@ app = typer.Typer(
 )
 
 
+def _max_voxels_option(value: str | None) -> str | None:
+    """Parse ``--max-voxels`` ('2e9', '5000000000'); a bad value is a usage error (exit code 2)."""
+    if value is None:
+        return None
+    from versaseg.io.header import parse_voxel_count
+
+    try:
+        parse_voxel_count(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    max_voxels: str = typer.Option(
+        None, "--max-voxels", metavar="N", callback=_max_voxels_option,
+        help="Largest number of voxels an image header may declare (default 1.2e9, or the environment variable "
+        "VERSASEG_MAX_VOXELS); a header declaring more is refused before anything is allocated.",
+    ),
+) -> None:
+    """Trustworthy segmentations from imperfect medical image data."""
+    if max_voxels is None:
+        return
+    import os
+
+    from versaseg.io.header import ENV_MAX_VOXELS, parse_voxel_count, set_max_voxels
+
+    limit, before = parse_voxel_count(max_voxels), os.environ.get(ENV_MAX_VOXELS)
+    set_max_voxels(limit)
+    os.environ[ENV_MAX_VOXELS] = str(limit)  # worker processes (torchrun, data loaders) inherit the limit
+
+    def restore() -> None:  # the command has finished (matters when the app runs inside another process: tests)
+        set_max_voxels(None)
+        if before is None:
+            os.environ.pop(ENV_MAX_VOXELS, None)
+        else:
+            os.environ[ENV_MAX_VOXELS] = before
+
+    ctx.call_on_close(restore)
+
+
 def _register() -> None:
     from versaseg.cli import (
         cascade_cmd,

@@ -25,6 +25,7 @@ from versaseg.io.image import IMAGE_ENDINGS, case_name, file_ending
 
 IGNORE_NAME = "ignore"
 _CHANNEL_SUFFIX = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
+_INDEX = re.compile(r"^[0-9]{1,9}\Z")  # a channel index or label value as a dataset.json key: ASCII digits
 
 
 @dataclass
@@ -149,9 +150,17 @@ def group_channel_files(files: list[Path], num_channels: int | None = None) -> d
 def read_json_object(path: Path) -> dict:
     """Parse a JSON file that must hold an object; InputError naming the file otherwise."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
         raise InputError(f"invalid JSON ({exc})", path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read file ({exc.strerror or type(exc).__name__})", path) from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, and an integer of more than 4300 digits
+        raise InputError(f"invalid JSON ({' '.join(str(exc).split())})", path) from None
+    except RecursionError:
+        raise InputError("invalid JSON (nested too deeply)", path) from None
     if not isinstance(data, dict):
         raise InputError(f"{path.name} must hold a JSON object", path)
     return data
@@ -173,39 +182,59 @@ def load_dataset(root: str | Path) -> DatasetSpec:
         channels = data["channel_names"]
     if "labels" not in data:
         raise InputError("missing key 'labels'", path)
-    try:
-        channel_names = {int(k): str(v) for k, v in channels.items()}
-    except (ValueError, AttributeError):
-        raise InputError("channel_names must map channel indices ('0', '1', ...) to names", path) from None
-    if sorted(channel_names) != list(range(len(channel_names))) or not channel_names:
-        raise InputError("channel_names must be numbered 0..N-1", path)
+    channel_names = parse_channel_names(channels, path)
     labels = parse_labels(data["labels"], path)
     ending = data.get("file_ending", ".nii.gz")
-    if ending not in IMAGE_ENDINGS:
-        raise InputError(f"unsupported file_ending '{ending}'; use one of {', '.join(IMAGE_ENDINGS)}", path)
-    try:
-        num_training = int(data.get("numTraining", 0))
-    except (TypeError, ValueError):
-        raise InputError(f"numTraining must be an integer, got {data.get('numTraining')!r}", path) from None
+    if not isinstance(ending, str) or ending not in IMAGE_ENDINGS:
+        raise InputError(f"unsupported file_ending {_short(ending)}; use one of {', '.join(IMAGE_ENDINGS)}", path)
+    num_training = data.get("numTraining", 0)
+    if isinstance(num_training, str) and _INDEX.match(num_training):
+        num_training = int(num_training)
+    if not isinstance(num_training, int) or isinstance(num_training, bool) or num_training < 0:
+        raise InputError(f"numTraining must be a non-negative integer, got {_short(num_training)}", path)
     known_keys = {"channel_names", "modality", "labels", "numTraining", "file_ending"}
     extra = {k: v for k, v in data.items() if k not in known_keys}
     return DatasetSpec(root, channel_names, labels, ending, num_training, extra)
+
+
+def _short(value, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_channel_names(raw, source: str | Path) -> dict[int, str]:
+    """Check a ``channel_names`` (or Decathlon ``modality``) mapping: '0'..'N-1' -> channel name (a string)."""
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and _INDEX.match(k) for k in raw):
+        raise InputError("channel_names must map channel indices ('0', '1', ...) to names", source)
+    bad = [(k, v) for k, v in raw.items() if not isinstance(v, str) or not v.strip()]
+    if bad:
+        raise InputError(f"channel_names: channel {bad[0][0]} must be named by a non-empty string, got "
+                         f"{_short(bad[0][1])}", source)
+    channel_names = {int(k): v for k, v in raw.items()}
+    if len(channel_names) != len(raw):
+        raise InputError(f"channel_names lists a channel twice ({_short(sorted(raw))})", source)
+    if sorted(channel_names) != list(range(len(channel_names))) or not channel_names:
+        raise InputError("channel_names must be numbered 0..N-1", source)
+    return channel_names
 
 
 def parse_labels(raw: dict, source: str | Path) -> dict[str, int]:
     """Check a ``labels`` mapping (name -> int): background 0, unique values, ignore is the highest."""
     if not isinstance(raw, dict) or not raw:
         raise InputError("labels must be a non-empty mapping of name -> integer value", source)
-    if all(isinstance(k, str) and k.isdigit() for k in raw) and all(isinstance(v, str) for v in raw.values()):
+    if all(isinstance(k, str) and _INDEX.match(k) for k in raw) and all(isinstance(v, str) for v in raw.values()):
         if len(set(raw.values())) != len(raw):
             raise InputError("label names must be unique", source)
+        if len({int(value) for value in raw}) != len(raw):
+            raise InputError(f"labels list a value twice ({_short(sorted(raw))})", source)
         raw = {name: int(value) for value, name in raw.items()}  # Decathlon / nnU-Net v1: value -> name
     labels = {}
     for name, value in raw.items():
         if isinstance(value, (list, tuple)):
-            raise InputError(f"region-based label '{name}' is not supported", source)
+            raise InputError(f"region-based label {_short(name)} is not supported", source)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise InputError(f"label '{name}' must be a non-negative integer, got {value!r}", source)
+            raise InputError(f"label {_short(name)} must be a non-negative integer, got {_short(value)}", source)
         labels[str(name)] = value
     if 0 not in labels.values():
         raise InputError("labels must include background with value 0", source)
@@ -215,5 +244,5 @@ def parse_labels(raw: dict, source: str | Path) -> dict[str, int]:
         raise InputError("the 'ignore' label must have the highest value", source)
     class_values = sorted(v for k, v in labels.items() if k != IGNORE_NAME)
     if class_values != list(range(len(class_values))):
-        raise InputError(f"class label values must be consecutive from 0, got {class_values}", source)
+        raise InputError(f"class label values must be consecutive from 0, got {_short(class_values, 120)}", source)
     return labels

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from versaseg.errors import InputError
+from versaseg.io import header
 from versaseg.io.atomic import atomic_path, check_writable
 
 NIFTI_ENDINGS = (".nii.gz", ".nii")
@@ -99,15 +100,56 @@ def _squeeze_to_3d(array: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _read_nifti(path: Path) -> Volume:
+    """Check the raw header (:func:`versaseg.io.header.check_nifti_header`), then let nibabel read the voxels."""
     import nibabel as nib
 
+    info = header.check_nifti_header(path)
     try:
         img = nib.load(str(path))
-        array = np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel raises many types for corrupt files
-        raise InputError(f"cannot read NIfTI file ({type(exc).__name__}: {exc})", path) from None
+        raise header.nifti_read_error(exc, path, info) from None
+    header.check_affine(img.affine, path)
+    try:
+        array = np.asanyarray(img.dataobj)
+    except Exception as exc:  # nibabel / gzip / zlib: short or corrupt voxel data
+        raise header.nifti_read_error(exc, path, info) from None
     array = _native_byte_order(_squeeze_to_3d(array, path))
     return Volume(array, np.asarray(img.affine, dtype=float), path, img.header.copy())
+
+
+def _read_itk(path: Path):
+    """Read an NRRD/MetaImage file with SimpleITK after checking its header (size, type, geometry, data size)."""
+    import SimpleITK as sitk
+
+    header.check_itk_text_header(path)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        header.locate_itk_data(path)  # a clearer message for a header cut short, if that is what is wrong
+        raise InputError(f"cannot read image ({header.itk_reason(exc)})", path) from None
+    from versaseg.io.segmentation import is_segmentation_path
+
+    layers = reader.GetNumberOfComponents()
+    if layers != 1 and (is_segmentation_path(path) or "Segment0_LabelValue" in reader.GetMetaDataKeys()):
+        raise _layers_error(layers, path)
+    size = header.check_itk_information(reader, path)
+    header.check_itk_data_size(path, size, reader.GetPixelID(), reader.GetNumberOfComponents())
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(f"cannot read image ({header.itk_reason(exc)})", path) from None
+    if image.GetDimension() == 4:  # one volume (checked above): drop the fourth axis
+        image = sitk.Extract(image, [*image.GetSize()[:3], 0], [0, 0, 0, 0],
+                             sitk.ExtractImageFilter.DIRECTIONCOLLAPSETOSUBMATRIX)
+    return image
+
+
+def _layers_error(layers: int, path: Path) -> InputError:
+    return InputError(f"segmentation has {layers} layers (overlapping segments); versaseg reads one layer of "
+                      "non-overlapping segments: in Slicer, make the segments not overlap (Segment Editor, masking "
+                      "'overwrite all') and save again", path)
 
 
 def _sitk_to_volume(image, path: Path) -> Volume:
@@ -118,15 +160,16 @@ def _sitk_to_volume(image, path: Path) -> Volume:
     keys = set(image.GetMetaDataKeys())
     segmentation = is_segmentation_path(path) or "Segment0_LabelValue" in keys
     if segmentation and image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"segmentation has {image.GetNumberOfComponentsPerPixel()} layers (overlapping segments); "
-                         "versaseg reads one layer of non-overlapping segments: in Slicer, make the segments not "
-                         "overlap (Segment Editor, masking 'overwrite all') and save again", path)
+        raise _layers_error(image.GetNumberOfComponentsPerPixel(), path)
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError("multi-component images are not supported; store one channel per file", path)
     if image.GetDimension() != 3:
         raise InputError(f"expected a 3D image, got {image.GetDimension()}D", path)
+    header.check_spacing(image.GetSpacing(), path)
+    header.check_matrix(np.reshape(image.GetDirection(), (3, 3)), path, "direction matrix")
     array = sitk.GetArrayFromImage(image).transpose(2, 1, 0)
     affine = itk_geometry_to_affine(image.GetSpacing(), image.GetOrigin(), image.GetDirection())
+    header.check_affine(affine, path)
     segments = None
     if segmentation:
         if not np.issubdtype(array.dtype, np.integer):
@@ -145,35 +188,33 @@ def _read_dicom_series(folder: Path) -> Volume:
         raise InputError("folder holds no DICOM series", folder)
     files_per_series = {sid: reader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids}
     series = max(files_per_series, key=lambda sid: len(files_per_series[sid]))
+    header.check_dicom_series(list(files_per_series[series]), folder)
     reader.SetFileNames(files_per_series[series])
     try:
         image = reader.Execute()
     except RuntimeError as exc:
-        raise InputError(f"cannot read DICOM series {series} ({str(exc).strip().splitlines()[-1]})", folder) from None
+        raise InputError(f"cannot read DICOM series {series} ({header.itk_reason(exc)})", folder) from None
     return _sitk_to_volume(image, folder)
 
 
 def read_volume(path: str | Path) -> Volume:
     """Read a 3D volume from a NIfTI/NRRD/MHA/MHD file or a folder holding one DICOM series.
 
-    Raises :class:`InputError` naming the file for a missing, unreadable or non-3D input.
+    The header is checked before any voxel memory is allocated (:mod:`versaseg.io.header`: shape, voxel type,
+    spacing, orientation, data size, the voxel limit). Raises :class:`InputError` naming the file and the problem for
+    a missing, unreadable, corrupt or non-3D input.
     """
-    import SimpleITK as sitk
-
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", path)
     if path.is_dir():
         return _read_dicom_series(path)
+    if path.stat().st_size == 0:
+        raise InputError("file is empty", path)
     ending = file_ending(path)
     if ending in NIFTI_ENDINGS:
         return _read_nifti(path)
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
-        raise InputError(f"cannot read image ({lines[-1] if lines else 'unknown error'})", path) from None
-    return _sitk_to_volume(image, path)
+    return _sitk_to_volume(_read_itk(path), path)
 
 
 def write_volume(path: str | Path, array: np.ndarray, like: Volume, overwrite: bool = False,

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +21,61 @@ from versaseg.io.atomic import write_text_atomic
 DIMS = ("2d", "3d")
 SCHEDULES = ("poly", "linear", "constant")
 GAN_LOSSES = ("bce", "lsgan")
+
+
+def _short(value, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_TYPE_NAMES = {int: "an integer", float: "a finite number", str: "a string", bool: "true or false",
+               dict: "a JSON object", list: "a list"}
+
+
+def _type_problem(value, expected) -> str | None:
+    """None if the JSON ``value`` fits the field type ``expected`` (int, float, str, bool, dict[K, V], list[T],
+    T | None); else what it should be. Booleans are not integers here, an integer is a number."""
+    origin, args = typing.get_origin(expected), typing.get_args(expected)
+    if origin in (typing.Union, types.UnionType):
+        problems = [_type_problem(value, arg) for arg in args]
+        if any(p is None for p in problems):
+            return None
+        return " or ".join("null" if a is type(None) else _TYPE_NAMES.get(typing.get_origin(a) or a, str(a))
+                           for a in args)
+    if expected is type(None):
+        return None if value is None else "null"
+    if expected is bool:
+        return None if isinstance(value, bool) else _TYPE_NAMES[bool]
+    if expected is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else _TYPE_NAMES[int]
+    if expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return None if ok else _TYPE_NAMES[float]
+    if expected is str:
+        return None if isinstance(value, str) else _TYPE_NAMES[str]
+    if (origin or expected) is list:
+        if not isinstance(value, list):
+            return _TYPE_NAMES[list]
+        for item in value:
+            problem = args and _type_problem(item, args[0])
+            if problem:
+                return f"a list of {_plural(problem)}"
+        return None
+    if (origin or expected) is dict:
+        if not isinstance(value, dict):
+            return _TYPE_NAMES[dict]
+        for item in value.values():
+            problem = args and _type_problem(item, args[1])
+            if problem:
+                return f"a JSON object of {_plural(problem)}"
+        return None
+    return None
+
+
+def _plural(problem: str) -> str:
+    return {"an integer": "integers", "a finite number": "finite numbers", "a string": "strings",
+            "true or false": "booleans", "a JSON object": "JSON objects", "a list": "lists"}.get(problem, problem)
 
 
 @dataclass
@@ -103,6 +161,11 @@ class RunConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise InputError(f"unknown config keys {unknown[:5]}; was it written by another kind of run?", path)
+        hints = typing.get_type_hints(cls)
+        for key, value in data.items():
+            problem = _type_problem(value, hints[key])
+            if problem:
+                raise InputError(f"config key '{key}' must be {problem}, got {_short(value)}", path)
         try:
             return cls(**data)
         except TypeError as exc:
