@@ -98,6 +98,8 @@ def make_corpus(folder: str | Path) -> list[BadInput]:
         "a tiny .nii.gz whose header claims 1e8 int16 voxels", "file is truncated")
     series = nifti_bytes(np.zeros(SHAPE + (3,), np.int16))
     add("four_volumes.nii.gz", gzip.compress(series), "a 4D series of 3 volumes", "expected a 3D volume")
+    add("two_d.nii.gz", gzip.compress(nifti_bytes(np.zeros((6, 7), np.int16))), "a 2D image (one slice, dim[0] 2)",
+        "expected a 3D volume")
     add("one_d.nii", nifti_bytes(np.zeros((5,), np.int16)), "a 1D array", "expected a 3D volume")
     add("zero_dim.nii", patch(good, DIM + 4, "h", 0), "dimension 2 is 0", "at least 1")
     add("bad_dim0.nii", patch(good, DIM, "h", 0), "dim[0] is 0", "dim[0]")

@@ -94,18 +94,16 @@ def format_count(count: float) -> str:
 
 def squeezed_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
     """The 3D shape :func:`versaseg.io.image._squeeze_to_3d` makes of an array of ``shape`` (trailing size-1
-    dimensions beyond the third dropped, a 2D image given a third axis of 1), or None if it makes none."""
+    dimensions beyond the third dropped), or None if it makes none (a 2D image is not a volume)."""
     shape = tuple(shape)
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
-    if len(shape) == 2:
-        shape = shape + (1,)
     return shape if len(shape) == 3 else None
 
 
-def check_shape(shape: tuple[int, ...], path: Path, allow_2d: bool = True) -> tuple[int, ...]:
-    """Check a declared ``shape``: every dimension >= 1, 3D after dropping trailing singleton dimensions (2D too
-    with ``allow_2d``), at most :func:`max_voxels` voxels. Returns the 3D shape."""
+def check_shape(shape: tuple[int, ...], path: Path) -> tuple[int, ...]:
+    """Check a declared ``shape``: every dimension >= 1, 3D after dropping trailing singleton dimensions, at most
+    :func:`max_voxels` voxels. Returns the 3D shape."""
     shape = tuple(int(s) for s in shape)
     shown = " x ".join(map(str, shape))
     if not shape:
@@ -113,7 +111,7 @@ def check_shape(shape: tuple[int, ...], path: Path, allow_2d: bool = True) -> tu
     if any(s < 1 for s in shape):
         raise InputError(f"header declares shape {shown}; every dimension must be at least 1", path)
     spatial = squeezed_shape(shape)
-    if spatial is None or (not allow_2d and len(shape) == 2):
+    if spatial is None:
         extra = ""
         if len(shape) > 3 and spatial is None:
             extra = f", {math.prod(shape[3:])} volumes"
@@ -300,7 +298,7 @@ def _parse_nifti_block(block: bytes, path: Path):
 def check_nifti_header(path: Path) -> NiftiHeaderInfo:
     """Read and check the raw header of a .nii / .nii.gz file; InputError saying what is wrong.
 
-    Checks dim[0] (1..7), the shape (every dimension >= 1, 2D or 3D after dropping trailing singleton dimensions, at
+    Checks dim[0] (1..7), the shape (every dimension >= 1, 3D after dropping trailing singleton dimensions, at
     most :func:`max_voxels` voxels), the datatype (real numbers), pixdim of the spatial axes (finite, > 0), the
     scaling (scl_slope/scl_inter), vox_offset (past the header) and, for an uncompressed file, that the file holds
     vox_offset + voxels x bytes per voxel. Nothing of the voxel data is read.

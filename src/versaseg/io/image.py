@@ -92,8 +92,6 @@ def _native_byte_order(array: np.ndarray) -> np.ndarray:
 def _squeeze_to_3d(array: np.ndarray, path: Path) -> np.ndarray:
     while array.ndim > 3 and array.shape[-1] == 1:
         array = array[..., 0]
-    if array.ndim == 2:
-        array = array[..., None]
     if array.ndim != 3:
         raise InputError(f"expected a 3D volume, got an array of shape {array.shape} (one file per channel)", path)
     return array
