@@ -1,0 +1,120 @@
+"""Every command that reads images refuses every file of the bad-input corpus the same way.
+
+The corpus (tests/corpus/make_bad_inputs.py: truncated, garbage, zero/negative/NaN spacing, huge headers, 2D and 4D,
+complex and RGB voxels, bad offsets, broken NRRD/MetaImage, an empty DICOM folder, ...) is handed to ``predict``
+(as the image), ``complete`` (as the image and as the label), ``evaluate`` (as the prediction), ``data degrade`` (as
+the label and as ``--image``) and ``train`` (as a training image and as a training label). Each run must exit with
+code 2, print one ``error: <that file>: <problem>`` line with the problem the corpus names, show no traceback, and
+leave no output behind. :data:`ROLES` x the corpus is the "bad files" row of docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from versaseg.cli.main import app
+from versaseg.tasks.training import train
+from versaseg.training.config import TrainConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from conftest import write_tiny_dataset  # noqa: E402
+from corpus.make_bad_inputs import make_corpus  # noqa: E402
+
+ROLES = ("predict image", "complete image", "complete label", "evaluate prediction", "degrade label",
+         "degrade image", "train image", "train label")
+_CORPUS_DIR = Path(__file__).resolve().parent / "_corpus_names"
+
+
+def _corpus_names() -> list[str]:
+    """The corpus' file names, for the test ids (the corpus is made once into a temporary folder)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        return [item.path.name for item in make_corpus(folder)]
+
+
+NAMES = _corpus_names()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("matrix")
+    corpus = {item.path.name: item for item in make_corpus(root / "corpus")}
+    dataset = write_tiny_dataset(root / "data", cases=2, test_cases=0)
+    for path in (dataset / "imagesTr").glob("*_0001.nii.gz"):
+        path.unlink()
+    spec = json.loads((dataset / "dataset.json").read_text())
+    spec["channel_names"] = {"0": "T1"}
+    (dataset / "dataset.json").write_text(json.dumps(spec))
+    config = TrainConfig(epochs=1, iterations_per_epoch=1, batch_size=2, augmentation="none", seed=0,
+                         network_kwargs={"depth": 2, "base_width": 4})
+    train(config, dataset, root / "run", device="cpu")
+    label = nib.load(dataset / "labelsTr" / "tiny_000.nii.gz")
+    sparse = np.asarray(label.dataobj).copy()
+    sparse[:, :, [z for z in range(sparse.shape[2]) if z % 4 != 2]] = 0
+    nib.save(nib.Nifti1Image(sparse, label.affine), root / "sparse.nii.gz")
+    return {"root": root, "corpus": corpus, "dataset": dataset, "run": root / "run", "sparse": root / "sparse.nii.gz",
+            "image": dataset / "imagesTr" / "tiny_000_0000.nii.gz", "label": dataset / "labelsTr" / "tiny_000.nii.gz"}
+
+
+def _dataset_with(setup: dict, bad: Path, where: Path, folder: str, name: str) -> tuple[Path, Path]:
+    """A copy of the tiny dataset in ``where`` whose ``folder/name`` is the bad file; returns (dataset, that path)."""
+    dataset = where / "data"
+    shutil.copytree(setup["dataset"], dataset)
+    target = dataset / folder / name
+    target.unlink()
+    if bad.exists():
+        shutil.copyfile(bad, target)
+    return dataset, target
+
+
+def _command(role: str, setup: dict, bad: Path, work: Path) -> tuple[list[str], Path] | None:
+    """The command line of ``role`` with ``bad`` in it and the path the error must name; None where the role does
+    not apply (train takes the dataset's .nii.gz files only)."""
+    out = work / "out"
+    if role == "predict image":
+        return ["predict", str(setup["run"]), str(bad), "--out", str(out / "pred"), "--device", "cpu"], bad
+    if role == "complete image":
+        return ["complete", str(bad), "--label", str(setup["sparse"]), "--out", str(out / "dense.nii.gz"),
+                "--device", "cpu"], bad
+    if role == "complete label":
+        return ["complete", str(setup["image"]), "--label", str(bad), "--out", str(out / "dense.nii.gz"),
+                "--device", "cpu"], bad
+    if role == "evaluate prediction":
+        return ["evaluate", str(bad), str(setup["label"]), "--json", str(out / "metrics.json")], bad
+    if role == "degrade label":
+        return ["data", "degrade", str(bad), "--out", str(out / "sparse.nii.gz"), "--every", "4"], bad
+    if role == "degrade image":
+        return ["data", "degrade", str(setup["label"]), "--image", str(bad), "--out", str(out / "sparse.nii.gz"),
+                "--every", "4"], bad
+    if not bad.name.endswith(".nii.gz"):
+        return None
+    folder, name = ("imagesTr", "tiny_001_0000.nii.gz") if role == "train image" else ("labelsTr", "tiny_001.nii.gz")
+    dataset, target = _dataset_with(setup, bad, work, folder, name)
+    return ["train", str(dataset), "--out", str(out / "run"), "--epochs", "1", "--device", "cpu"], target
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_file_gets_one_clean_error(setup, tmp_path, role, name):
+    item = setup["corpus"][name]
+    command = _command(role, setup, item.path, tmp_path)
+    if command is None:
+        pytest.skip("train reads the dataset's .nii.gz files only")
+    args, named = command
+    result = CliRunner().invoke(app, args)
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith("warning: ")]
+    assert result.exit_code == 2, f"{item.problem}: {result.output}"
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit), result.output
+    assert len(lines) == 1 and lines[0].startswith(f"error: {named}: "), (item.problem, result.stderr)
+    expected = "not found" if not item.path.exists() else item.expected
+    assert expected in lines[0], (item.problem, lines[0])
+    assert not (tmp_path / "out").exists()
