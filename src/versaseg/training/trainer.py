@@ -115,12 +115,17 @@ class Trainer:
             scheduler.last_epoch = self.start_epoch - 1
             scheduler.step()
 
-    def save(self, epoch: int) -> None:
-        save_atomic(self.state(epoch), self.run_dir / "checkpoint.pt")
+    def save(self, epoch: int, logger: EpochLogger | None = None) -> None:
+        """Write the files of a finished epoch, each atomically, checkpoint.pt last: it is what ``--resume``
+        continues from, so a kill before its rename repeats the epoch (rewriting the same files: model.pt, the
+        snapshot, metrics.csv, curves.png) and a kill after it finds every file of the epoch written."""
         save_atomic(self.network.state_dict(), self.run_dir / "model.pt")
         done, every = epoch + 1, self.config.save_every
         if every and (done % every == 0 or done == self.config.epochs):
             save_snapshot(self.network.state_dict(), self.run_dir, done)
+        if logger is not None:
+            logger.log(self.history)
+        save_atomic(self.state(epoch), self.run_dir / "checkpoint.pt")
 
     # -- loop ----------------------------------------------------------------------------------------------------
     def fit(self) -> list[dict]:
@@ -142,8 +147,7 @@ class Trainer:
                 if write:
                     for hook in self.hooks:
                         hook(epoch, row)
-                    self.save(epoch)
-                    logger.log(self.history)
+                    self.save(epoch, logger)
                     bar.write(format_row(row))
                 barrier(self.dist)
         finally:
