@@ -109,11 +109,15 @@ class Trainer:
         saved = checkpoint.get("schedulers", {})
         factor = schedule_factor(self.config.schedule, self.config.epochs)
         for name, scheduler in self.schedulers.items():
-            if name in saved:
+            if name in saved:  # its epoch and step counts as the killed run left them
                 scheduler.load_state_dict(saved[name])
-            scheduler.lr_lambdas = [factor]  # the schedule follows the (possibly grown) epoch count
-            scheduler.last_epoch = self.start_epoch - 1
-            scheduler.step()
+            scheduler.last_epoch = self.start_epoch
+            # the schedule follows the (possibly grown) epoch count; the learning rate of the next epoch is set as
+            # LambdaLR.step() sets it, without a step (which would count one more than the unkilled run did)
+            scheduler.lr_lambdas = [factor]
+            scheduler._last_lr = [base * factor(self.start_epoch) for base in scheduler.base_lrs]
+            for group, lr in zip(scheduler.optimizer.param_groups, scheduler._last_lr, strict=True):
+                group["lr"] = lr
 
     def save(self, epoch: int, logger: EpochLogger | None = None) -> None:
         """Write the files of a finished epoch, each atomically, checkpoint.pt last: it is what ``--resume``
