@@ -33,6 +33,16 @@ Validator = Callable[[], dict]
 EpochHook = Callable[[int, dict], None]
 
 
+def load_checkpoint(run_dir: str | Path) -> dict:
+    """``run_dir/checkpoint.pt`` loaded safely (:func:`versaseg.io.run_dir.load_safe`, on the CPU); InputError naming
+    it when it is not a checkpoint. The training commands load it before the dataset, so a bad file fails at once."""
+    path = Path(run_dir) / "checkpoint.pt"
+    checkpoint = load_safe(path)
+    if not isinstance(checkpoint, dict) or not {"epoch", "history"} <= checkpoint.keys():
+        raise InputError("not a versaseg checkpoint (a dict with the epoch, history and states)", path)
+    return checkpoint
+
+
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
 
@@ -92,10 +102,13 @@ class Trainer:
                      history=self.history)
         return state
 
-    def resume(self) -> None:
-        """Continue after the last completed epoch of ``run_dir/checkpoint.pt`` (``config.epochs`` may have grown)."""
+    def resume(self, checkpoint: dict | None = None) -> None:
+        """Continue after the last completed epoch of ``run_dir/checkpoint.pt`` (``config.epochs`` may have grown).
+
+        ``checkpoint``: its content, when the caller has loaded it already (:func:`load_checkpoint`)."""
         path = self.run_dir / "checkpoint.pt"
-        checkpoint = load_safe(path, map_location=self.device)
+        if checkpoint is None:
+            checkpoint = load_checkpoint(self.run_dir)
         try:
             for name, net in self.networks.items():
                 net.load_state_dict(checkpoint[name])
