@@ -64,11 +64,14 @@ def check_run_dir(run_dir: str | Path, resume: bool, overwrite: bool, kind: RunK
 
 def prepare_run_dir(run_dir: str | Path, resume: bool, overwrite: bool, kind: RunKind = TRAINING_RUN) -> Path:
     """Make ``run_dir`` ready for a run (after :func:`check_run_dir`) and return it: with ``resume`` the stale
-    temporaries of a killed run are removed; with ``overwrite`` only the files of its ``kind`` are cleared (for
-    training :data:`RUN_FILES`); the folder is created."""
+    temporaries of a killed run are removed (in the run directory and in its folders of :data:`RUN_FILES`:
+    checkpoints/, samples/); with ``overwrite`` only the files of its ``kind`` are cleared (for training
+    :data:`RUN_FILES`); the folder is created."""
     run_dir = check_run_dir(run_dir, resume, overwrite, kind)
     if resume:
         remove_stale_temporaries(run_dir)
+        for name in kind.files:
+            remove_stale_temporaries(run_dir / name)  # nothing for a file or a missing folder
         return run_dir
     if run_dir.exists() and overwrite:
         for name in kind.files:
