@@ -11,7 +11,7 @@ import SimpleITK as sitk
 
 from versaseg.errors import InputError
 from versaseg.io import image as image_module
-from versaseg.io.atomic import atomic_path, check_writable, write_text_atomic
+from versaseg.io.atomic import atomic_path, check_writable, replace_folder, write_text_atomic
 from versaseg.io.image import Volume, read_volume, write_volume
 
 SHAPE = (8, 9, 10)
@@ -159,3 +159,27 @@ def test_check_writable(tmp_path):
         check_writable(str(target), overwrite=False)
     assert str(target) in str(info.value)
     assert check_writable(target, overwrite=True) == target
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "move-aside"])
+def test_replace_folder_swaps_in_the_new_folder(tmp_path, monkeypatch, exchange):
+    from versaseg.io import atomic
+
+    if not exchange:  # the path of systems without renameat2(RENAME_EXCHANGE)
+        monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
+    elif atomic._renameat2() is None:
+        pytest.skip("no renameat2 on this system")
+    out, new = tmp_path / "out", tmp_path / ".out.new.tmp"
+    (out / "sub").mkdir(parents=True)
+    (out / "sub" / "old.txt").write_text("old")
+    new.mkdir()
+    (new / "new.txt").write_text("new")
+    with pytest.raises(InputError, match="--overwrite"):
+        replace_folder(new, out, overwrite=False)
+    assert (out / "sub" / "old.txt").read_text() == "old"
+    replace_folder(new, out)
+    assert _listing(tmp_path) == ["out", "out/new.txt"]  # the old folder is gone, nothing hidden is left
+    fresh = tmp_path / ".fresh.tmp"
+    fresh.mkdir()
+    replace_folder(fresh, tmp_path / "first")  # no old folder: a plain rename
+    assert (tmp_path / "first").is_dir() and not fresh.exists()

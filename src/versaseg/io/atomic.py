@@ -8,8 +8,12 @@ parent folders are made only when it is moved into place, so a failed command le
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,10 +149,13 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
 
 
 def replace_folder(tmp: str | Path, out: str | Path, overwrite: bool = True) -> None:
-    """Rename the finished folder ``tmp`` onto ``out``; an existing ``out`` is moved aside first and deleted after.
+    """Rename the finished folder ``tmp`` onto ``out``; an existing ``out`` ends up in ``tmp`` and is deleted.
 
-    With ``overwrite=False`` an existing ``out`` is an InputError. If the final rename fails, the old folder is put
-    back, so ``out`` is always either the old or the new folder.
+    With ``overwrite=False`` an existing ``out`` is an InputError. On Linux the two folders are swapped in one
+    atomic step (``renameat2(RENAME_EXCHANGE)``), so even a ``kill -9`` leaves ``out`` the old or the new folder.
+    Elsewhere (or on a file system without the exchange) the old folder is moved aside first: an error in the
+    final rename puts it back, but a kill between the two renames leaves no ``out``, the old folder hidden in
+    ``.NAME.*.old.tmp``.
     """
     tmp, out = Path(tmp), Path(out)
     if not (out.exists() or out.is_symlink()):
@@ -156,6 +163,9 @@ def replace_folder(tmp: str | Path, out: str | Path, overwrite: bool = True) -> 
         return
     if not overwrite:
         raise InputError("output exists; pass --overwrite to replace it", out)
+    if out.is_dir() and not out.is_symlink() and _exchange(tmp, out):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old.tmp", dir=out.parent))
     old = trash / out.name
     os.replace(out, old)
@@ -165,3 +175,31 @@ def replace_folder(tmp: str | Path, out: str | Path, overwrite: bool = True) -> 
         os.replace(old, out)
         raise
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the paths ``a`` and ``b`` atomically (Linux ``renameat2`` with ``RENAME_EXCHANGE``); False where this
+    system or file system cannot, OSError for any other failure."""
+    renameat2 = _renameat2()
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))
+
+
+@functools.cache
+def _renameat2():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2  # glibc >= 2.28, musl >= 1.2.3
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function

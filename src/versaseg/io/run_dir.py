@@ -9,7 +9,10 @@ cascade's) are prepared the same way through a :class:`RunKind` that names their
 
 from __future__ import annotations
 
+import pickle
+import re
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,11 +67,14 @@ def check_run_dir(run_dir: str | Path, resume: bool, overwrite: bool, kind: RunK
 
 def prepare_run_dir(run_dir: str | Path, resume: bool, overwrite: bool, kind: RunKind = TRAINING_RUN) -> Path:
     """Make ``run_dir`` ready for a run (after :func:`check_run_dir`) and return it: with ``resume`` the stale
-    temporaries of a killed run are removed; with ``overwrite`` only the files of its ``kind`` are cleared (for
-    training :data:`RUN_FILES`); the folder is created."""
+    temporaries of a killed run are removed (in the run directory and in its folders of :data:`RUN_FILES`:
+    checkpoints/, samples/); with ``overwrite`` only the files of its ``kind`` are cleared (for training
+    :data:`RUN_FILES`); the folder is created."""
     run_dir = check_run_dir(run_dir, resume, overwrite, kind)
     if resume:
         remove_stale_temporaries(run_dir)
+        for name in kind.files:
+            remove_stale_temporaries(run_dir / name)  # nothing for a file or a missing folder
         return run_dir
     if run_dir.exists() and overwrite:
         for name in kind.files:
@@ -85,14 +91,38 @@ def save_atomic(obj, path: str | Path) -> None:
 
 
 def load_safe(path: str | Path, map_location="cpu"):
-    """Load a state dict / checkpoint without unpickling arbitrary objects; InputError if missing or corrupt."""
+    """Load a state dict / checkpoint with ``torch.load(..., weights_only=True)``: tensors and plain containers
+    only, so nothing a file carries is ever run. InputError naming the file when it is missing, empty, truncated,
+    not a PyTorch file, or holds other objects (a pickle payload: refused before any of it runs)."""
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # corrupt zip, unsafe pickle, truncated file ...
-        raise InputError(f"cannot load ({type(exc).__name__}: {str(exc).splitlines()[0]})", path) from None
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error below says what matters
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:  # what torch's weights-only unpickler raises for anything else
+        raise InputError(f"refusing to load: it holds more than tensors, and unpickling it could run code "
+                         f"({_unpickler_reason(exc)})", path) from None
+    except Exception as exc:  # corrupt zip, truncated or empty file, not a PyTorch file ...
+        detail = _ANSI.sub("", str(exc)).strip().splitlines()
+        what = f"{type(exc).__name__}: {detail[0]}" if detail else f"{type(exc).__name__}, empty or truncated file"
+        raise InputError(f"cannot load: not a complete PyTorch file ({what})", path) from None
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _unpickler_reason(exc: Exception) -> str:
+    """The line of a weights-only UnpicklingError that says what was refused ("Unsupported global: GLOBAL io.open
+    was not an allowed global by default"), without torch's advice to load the file unsafely."""
+    text = _ANSI.sub("", str(exc))
+    text = text.split("WeightsUnpickler error:", 1)[-1]
+    for line in text.splitlines():
+        line = line.strip()
+        if "unsupported" in line.lower() or "GLOBAL" in line:
+            return line.split(". Please use")[0].split(" Please use")[0].rstrip(".")
+    return "not a weights-only file"
 
 
 def resolve_device(name: str | torch.device, local_rank: int = 0) -> torch.device:

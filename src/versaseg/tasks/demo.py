@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from versaseg.errors import InputError
+from versaseg.io.atomic import atomic_path
 
 DEMO_FILES = ("data", "run", "predictions", "figures", "explain", "cascade", "evaluation.json", "evaluation.csv",
               "report.html")
@@ -87,7 +88,8 @@ def run_demo(out: str | Path, epochs: int = 30, iterations: int = 25, cases: int
                        title=f"{files.case_id}: T1 with ground truth and prediction",
                        spacing=case.reference.spacing)
         overlays.append(Path("figures") / png.name)
-    shutil.copyfile(out / "run" / "curves.png", figures / "curves.png")
+    with atomic_path(figures / "curves.png") as tmp:  # a kill mid-copy leaves no truncated PNG
+        shutil.copyfile(out / "run" / "curves.png", tmp)
 
     started = time.perf_counter()
     explained = _explain_first_case(out, test_cases_files[0], data, device)

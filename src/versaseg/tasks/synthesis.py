@@ -33,7 +33,7 @@ from versaseg.training.config import SynthConfig
 from versaseg.training.distributed import barrier, distributed_run
 from versaseg.training.run import default_patch_size, split_cases
 from versaseg.training.steps import Pix2PixStep
-from versaseg.training.trainer import Trainer
+from versaseg.training.trainer import Trainer, load_checkpoint
 
 DATASET_FOLDERS = ("imagesTr", "labelsTr", "imagesTs", "labelsTs")
 
@@ -50,6 +50,7 @@ def train_synthesis(config: SynthConfig, dataset: str | Path, out: str | Path, r
     """
     run_dir, root = Path(out), Path(dataset)
     with distributed_run(run_dir, resume, overwrite, device) as (torch_device, dist):
+        checkpoint = load_checkpoint(run_dir) if resume else None  # a bad file fails before the data loads
         if resume:
             saved = SynthConfig.load(run_dir)
             saved.epochs = max(saved.epochs, config.epochs)
@@ -84,7 +85,7 @@ def train_synthesis(config: SynthConfig, dataset: str | Path, out: str | Path, r
                           run_dir, validator, hooks)
         barrier(dist)
         if resume:
-            trainer.resume()
+            trainer.resume(checkpoint)
         trainer.fit()
         return trainer
 

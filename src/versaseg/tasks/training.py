@@ -15,7 +15,7 @@ from versaseg.training.config import TrainConfig
 from versaseg.training.distributed import barrier, distributed_run
 from versaseg.training.run import default_patch_size, load_training_volumes, split_cases
 from versaseg.training.steps import segmentation_trainer
-from versaseg.training.trainer import Trainer
+from versaseg.training.trainer import Trainer, load_checkpoint
 
 
 def train(config: TrainConfig, dataset_root: str | Path, run_dir: str | Path, resume: bool = False,
@@ -29,6 +29,7 @@ def train(config: TrainConfig, dataset_root: str | Path, run_dir: str | Path, re
     """
     run_dir, dataset_root = Path(run_dir), Path(dataset_root)
     with distributed_run(run_dir, resume, overwrite, device) as (torch_device, dist):
+        checkpoint = load_checkpoint(run_dir) if resume else None  # a bad file fails before the data loads
         if resume:
             epochs = config.epochs
             config = TrainConfig.load(run_dir)
@@ -63,6 +64,6 @@ def train(config: TrainConfig, dataset_root: str | Path, run_dir: str | Path, re
                                        run_dir=run_dir, validator=validator)
         barrier(dist)
         if resume:
-            trainer.resume()
+            trainer.resume(checkpoint)
         trainer.fit()
         return trainer

@@ -33,6 +33,16 @@ Validator = Callable[[], dict]
 EpochHook = Callable[[int, dict], None]
 
 
+def load_checkpoint(run_dir: str | Path) -> dict:
+    """``run_dir/checkpoint.pt`` loaded safely (:func:`versaseg.io.run_dir.load_safe`, on the CPU); InputError naming
+    it when it is not a checkpoint. The training commands load it before the dataset, so a bad file fails at once."""
+    path = Path(run_dir) / "checkpoint.pt"
+    checkpoint = load_safe(path)
+    if not isinstance(checkpoint, dict) or not {"epoch", "history"} <= checkpoint.keys():
+        raise InputError("not a versaseg checkpoint (a dict with the epoch, history and states)", path)
+    return checkpoint
+
+
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
 
@@ -92,10 +102,13 @@ class Trainer:
                      history=self.history)
         return state
 
-    def resume(self) -> None:
-        """Continue after the last completed epoch of ``run_dir/checkpoint.pt`` (``config.epochs`` may have grown)."""
+    def resume(self, checkpoint: dict | None = None) -> None:
+        """Continue after the last completed epoch of ``run_dir/checkpoint.pt`` (``config.epochs`` may have grown).
+
+        ``checkpoint``: its content, when the caller has loaded it already (:func:`load_checkpoint`)."""
         path = self.run_dir / "checkpoint.pt"
-        checkpoint = load_safe(path, map_location=self.device)
+        if checkpoint is None:
+            checkpoint = load_checkpoint(self.run_dir)
         try:
             for name, net in self.networks.items():
                 net.load_state_dict(checkpoint[name])
@@ -109,18 +122,27 @@ class Trainer:
         saved = checkpoint.get("schedulers", {})
         factor = schedule_factor(self.config.schedule, self.config.epochs)
         for name, scheduler in self.schedulers.items():
-            if name in saved:
+            if name in saved:  # its epoch and step counts as the killed run left them
                 scheduler.load_state_dict(saved[name])
-            scheduler.lr_lambdas = [factor]  # the schedule follows the (possibly grown) epoch count
-            scheduler.last_epoch = self.start_epoch - 1
-            scheduler.step()
+            scheduler.last_epoch = self.start_epoch
+            # the schedule follows the (possibly grown) epoch count; the learning rate of the next epoch is set as
+            # LambdaLR.step() sets it, without a step (which would count one more than the unkilled run did)
+            scheduler.lr_lambdas = [factor]
+            scheduler._last_lr = [base * factor(self.start_epoch) for base in scheduler.base_lrs]
+            for group, lr in zip(scheduler.optimizer.param_groups, scheduler._last_lr, strict=True):
+                group["lr"] = lr
 
-    def save(self, epoch: int) -> None:
-        save_atomic(self.state(epoch), self.run_dir / "checkpoint.pt")
+    def save(self, epoch: int, logger: EpochLogger | None = None) -> None:
+        """Write the files of a finished epoch, each atomically, checkpoint.pt last: it is what ``--resume``
+        continues from, so a kill before its rename repeats the epoch (rewriting the same files: model.pt, the
+        snapshot, metrics.csv, curves.png) and a kill after it finds every file of the epoch written."""
         save_atomic(self.network.state_dict(), self.run_dir / "model.pt")
         done, every = epoch + 1, self.config.save_every
         if every and (done % every == 0 or done == self.config.epochs):
             save_snapshot(self.network.state_dict(), self.run_dir, done)
+        if logger is not None:
+            logger.log(self.history)
+        save_atomic(self.state(epoch), self.run_dir / "checkpoint.pt")
 
     # -- loop ----------------------------------------------------------------------------------------------------
     def fit(self) -> list[dict]:
@@ -142,8 +164,7 @@ class Trainer:
                 if write:
                     for hook in self.hooks:
                         hook(epoch, row)
-                    self.save(epoch)
-                    logger.log(self.history)
+                    self.save(epoch, logger)
                     bar.write(format_row(row))
                 barrier(self.dist)
         finally:
