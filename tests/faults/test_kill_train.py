@@ -116,9 +116,10 @@ def _assert_same_run(run: Path, reference: Path) -> None:
     assert temporaries(run) == [], "stale temporaries left after --resume"
 
 
-POINTS = [pytest.param(KillAt("mkdtemp", "epoch_002.pt"), id="mkdtemp-epoch_002.pt")]
+POINTS = [pytest.param(p, id=str(p)) for p in (KillAt("mkdtemp", "epoch_002.pt"), KillAt("replace", "checkpoint.pt",
+                                                                                        nth=2))]
 POINTS += [pytest.param(p, id=str(p), marks=slow) for p in (
-    KillAt("replace", "checkpoint.pt", nth=2), KillAt("replace", "model.pt", nth=2),
+    KillAt("replace", "model.pt", nth=2),
     KillAt("mkdtemp", "checkpoint.pt", nth=2, delay=0.005), KillAt("mkdtemp", "metrics.csv"),
     KillAt("replace", "checkpoints.json", nth=3), *random_delays(29, 3, low=0.5))]
 
