@@ -120,3 +120,75 @@ def test_bad_file_gets_one_clean_error(setup, tmp_path, role, name):
         expected = (item.expected,)
     assert any(word in errors[0] for word in expected), (item.problem, errors[0])
     assert not (tmp_path / "out").exists()
+
+
+# -- readable files whose content is wrong: the shared checks of versaseg.io.checks, the same in every command -------
+# (name, what is wrong, the roles it is given in, what the error must say); every file is made from the tiny case
+CONTENT = [
+    ("nan_image.nii.gz", "an image with a NaN voxel",
+     ("predict image", "complete image", "degrade image", "train image"), "NaN or Inf"),
+    ("inf_image.nii.gz", "an image with an infinite voxel", ("predict image", "complete image", "degrade image"),
+     "NaN or Inf"),
+    ("fractional_label.nii.gz", "a label map holding 0.5", ("complete label", "evaluate prediction", "degrade label",
+                                                            "train label"), "non-integer"),
+    ("negative_label.nii.gz", "a label map holding -1", ("complete label", "evaluate prediction", "degrade label",
+                                                         "train label"), "negative"),
+    ("nan_label.nii.gz", "a float label map holding NaN", ("complete label", "evaluate prediction", "degrade label",
+                                                           "train label"), "NaN or Inf"),
+    ("unknown_value.nii.gz", "label value 7, which dataset.json does not define", ("train label",), "[7]"),
+    ("shifted.nii.gz", "the right shape but an origin 5 mm away", ("complete label", "evaluate prediction",
+                                                                  "degrade image", "train label"), "geometry"),
+    ("wrong_shape.nii.gz", "one slice fewer than the image", ("complete label", "evaluate prediction",
+                                                             "degrade image", "train label"), "shape"),
+]
+CONTENT_CASES = [(name, role) for name, _, roles, _ in CONTENT for role in roles]
+
+
+def _content_file(setup: dict, name: str) -> Path:
+    """Write the content-corpus file ``name`` beside the corpus (once) and return it."""
+    path = setup["root"] / "content" / name
+    if path.exists():
+        return path
+    path.parent.mkdir(exist_ok=True)
+    image, label = nib.load(setup["image"]), nib.load(setup["label"])
+    pixels = np.asarray(image.dataobj).astype(np.float32)
+    labels = np.asarray(label.dataobj).astype(np.int16)
+    affine = label.affine
+    if name in ("nan_image.nii.gz", "inf_image.nii.gz"):
+        pixels[3, 4, 5] = np.nan if name.startswith("nan") else np.inf
+        nib.save(nib.Nifti1Image(pixels, image.affine), path)
+        return path
+    if name == "fractional_label.nii.gz":
+        array = labels.astype(np.float32)
+        array[1, 1, 1] = 0.5
+    elif name == "nan_label.nii.gz":
+        array = labels.astype(np.float32)
+        array[1, 1, 1] = np.nan
+    elif name == "negative_label.nii.gz":
+        array = labels.copy()
+        array[1, 1, 1] = -1
+    elif name == "unknown_value.nii.gz":
+        array = labels.copy()
+        array[1, 1, 1] = 7
+    elif name == "shifted.nii.gz":
+        array, affine = labels, affine.copy()
+        affine[0, 3] += 5.0
+    else:
+        array = labels[:, :, :-1]
+    nib.save(nib.Nifti1Image(array, affine), path)
+    return path
+
+
+@pytest.mark.parametrize(("name", "role"), CONTENT_CASES)
+def test_bad_content_gets_the_same_clean_error_everywhere(setup, tmp_path, role, name):
+    problem, expected = next((p, e) for n, p, _, e in CONTENT if n == name)
+    bad = _content_file(setup, name)
+    args, named = _command(role, setup, bad, tmp_path)
+    result = CliRunner().invoke(app, args)
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    assert result.exit_code == 2, f"{problem}: {result.output}"
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit), result.output
+    assert len(errors) == 1 and lines[-1] == errors[0], (problem, result.stderr)
+    assert errors[0].startswith(f"error: {named}: ") and expected in errors[0], (problem, errors[0])
+    assert not (tmp_path / "out").exists()
