@@ -195,7 +195,7 @@ def predict_seconds(root, run_dir, dataset) -> float:
 
 
 @pytest.mark.parametrize("point", _points(
-    [KillAt("replace", "tiny_004.nii.gz"), KillAt("mkdtemp", "tiny_003.nii.gz")], [],
+    [KillAt("replace", "tiny_004.nii.gz"), KillAt("mkdtemp", "tiny_003.nii.gz")], random_delays(SEED + 7, 1, low=0.5),
     slow_exact=[KillAt("mkdtemp", "tiny_003_prob_ball.nii.gz", delay=0.002)],
     slow_delays=random_delays(SEED + 5, 3, low=0.5)))
 def test_predict_killed(point, run_dir, dataset, predict_reference, request, tmp_path):
@@ -244,7 +244,7 @@ def complete_seconds(root, dataset, sparse_label) -> float:
 
 
 @pytest.mark.parametrize("point", _points(
-    [KillAt("replace", "report.json"), KillAt("replace", "dense.nii.gz")], [],
+    [KillAt("replace", "report.json"), KillAt("replace", "dense.nii.gz")], random_delays(SEED + 8, 1, low=0.5),
     slow_exact=[KillAt("mkdtemp", "dense.nii.gz"), KillAt("mkdtemp", "dense.nii.gz", delay=0.002)],
     slow_delays=random_delays(SEED + 6, 3, low=0.5)))
 def test_complete_killed(point, dataset, sparse_label, complete_reference, request, tmp_path):

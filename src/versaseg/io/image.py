@@ -226,8 +226,9 @@ def write_volume(path: str | Path, array: np.ndarray, like: Volume, overwrite: b
     """
     from versaseg.io.segmentation import default_segments, is_segmentation_path, segment_metadata
 
-    path = check_writable(path, overwrite)
     array = _native_byte_order(np.asarray(array))
+    # free space: known for uncompressed NIfTI (header + voxels); compressed outputs are smaller than they can tell
+    path = check_writable(path, overwrite, expected_bytes=array.nbytes + 352 if file_ending(path) == ".nii" else 0)
     if array.shape[:3] != like.array.shape[:3] or array.ndim != 3:
         raise ValueError(f"array shape {array.shape} does not match reference shape {like.array.shape}")
     if array.dtype == np.bool_:
