@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from versaseg.errors import InputError
-from versaseg.io.atomic import atomic_path
+from versaseg.io.atomic import atomic_path, check_output_folder
 
 DEMO_FILES = ("data", "run", "predictions", "figures", "explain", "cascade", "evaluation.json", "evaluation.csv",
               "report.html")
@@ -25,6 +25,7 @@ DEMO_NETWORK = {"depth": 4, "base_width": 16}  # a smaller U-Net than the defaul
 
 
 def _prepare(out: Path, overwrite: bool) -> None:
+    check_output_folder(out)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise InputError("demo output folder is not empty; pass --overwrite to replace it", out)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from versaseg.errors import InputError
-from versaseg.io.atomic import write_text_atomic
+from versaseg.io.atomic import check_output_folder, write_text_atomic
 
 DEFAULT_LOSSES = ("ce", "ce_inverse", "ce_median", "ce_focal", "ce_dtm", "ce_dpt",
                   "dice", "dice_inverse", "dice_median", "dice_focal", "dice_dtm", "dice_dpt")
@@ -100,6 +100,7 @@ def run_study(dataset: str | Path, out: str | Path, settings: StudySettings,
     files = {f.case_id: f for f in spec.training_cases()}
     splits = case_splits(list(files), settings.folds, settings.test_split, settings.seed)
     study_json = out / "study.json"
+    check_output_folder(out)
     if overwrite and out.exists():
         if not study_json.exists() and any(out.iterdir()):
             raise InputError("--overwrite would delete a folder that is not a study folder (no study.json)", out)
