@@ -116,8 +116,9 @@ def _assert_same_run(run: Path, reference: Path) -> None:
     assert temporaries(run) == [], "stale temporaries left after --resume"
 
 
-POINTS = [pytest.param(p, id=str(p)) for p in (KillAt("mkdtemp", "epoch_002.pt"),
-                                                KillAt("replace", "checkpoint.pt", nth=2), *random_delays(31, 1, low=0.5))]
+DEFAULT_POINTS = (KillAt("mkdtemp", "epoch_002.pt"), KillAt("replace", "checkpoint.pt", nth=2),
+                  *random_delays(31, 1, low=0.5))
+POINTS = [pytest.param(p, id=str(p)) for p in DEFAULT_POINTS]
 POINTS += [pytest.param(p, id=str(p), marks=slow) for p in (
     KillAt("replace", "model.pt", nth=2),
     KillAt("mkdtemp", "checkpoint.pt", nth=2, delay=0.005), KillAt("mkdtemp", "metrics.csv"),
