@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from versaseg.errors import InputError
-from versaseg.io import header
+from versaseg.io import header, header_itk, header_nifti
 from versaseg.io.atomic import atomic_path, check_writable
 
 NIFTI_ENDINGS = (".nii.gz", ".nii")
@@ -98,19 +98,19 @@ def _squeeze_to_3d(array: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _read_nifti(path: Path) -> Volume:
-    """Check the raw header (:func:`versaseg.io.header.check_nifti_header`), then let nibabel read the voxels."""
+    """Check the raw header (:func:`versaseg.io.header_nifti.check_nifti_header`), then let nibabel read the voxels."""
     import nibabel as nib
 
-    info = header.check_nifti_header(path)
+    info = header_nifti.check_nifti_header(path)
     try:
         img = nib.load(str(path))
     except Exception as exc:  # nibabel raises many types for corrupt files
-        raise header.nifti_read_error(exc, path, info) from None
+        raise header_nifti.nifti_read_error(exc, path, info) from None
     header.check_affine(img.affine, path)
     try:
         array = np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel / gzip / zlib: short or corrupt voxel data
-        raise header.nifti_read_error(exc, path, info) from None
+        raise header_nifti.nifti_read_error(exc, path, info) from None
     array = _native_byte_order(_squeeze_to_3d(array, path))
     return Volume(array, np.asarray(img.affine, dtype=float), path, img.header.copy())
 
@@ -119,25 +119,25 @@ def _read_itk(path: Path):
     """Read an NRRD/MetaImage file with SimpleITK after checking its header (size, type, geometry, data size)."""
     import SimpleITK as sitk
 
-    header.check_itk_text_header(path)
+    header_itk.check_itk_text_header(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
-        header.locate_itk_data(path)  # a clearer message for a header cut short, if that is what is wrong
-        raise InputError(f"cannot read image ({header.itk_reason(exc)})", path) from None
+        header_itk.locate_itk_data(path)  # a clearer message for a header cut short, if that is what is wrong
+        raise InputError(f"cannot read image ({header_itk.itk_reason(exc)})", path) from None
     from versaseg.io.segmentation import is_segmentation_path
 
     layers = reader.GetNumberOfComponents()
     if layers != 1 and (is_segmentation_path(path) or "Segment0_LabelValue" in reader.GetMetaDataKeys()):
         raise _layers_error(layers, path)
-    size = header.check_itk_information(reader, path)
-    header.check_itk_data_size(path, size, reader.GetPixelID(), reader.GetNumberOfComponents())
+    size = header_itk.check_itk_information(reader, path)
+    header_itk.check_itk_data_size(path, size, reader.GetPixelID(), reader.GetNumberOfComponents())
     try:
         image = reader.Execute()
     except RuntimeError as exc:
-        raise InputError(f"cannot read image ({header.itk_reason(exc)})", path) from None
+        raise InputError(f"cannot read image ({header_itk.itk_reason(exc)})", path) from None
     if image.GetDimension() == 4:  # one volume (checked above): drop the fourth axis
         image = sitk.Extract(image, [*image.GetSize()[:3], 0], [0, 0, 0, 0],
                              sitk.ExtractImageFilter.DIRECTIONCOLLAPSETOSUBMATRIX)
@@ -186,12 +186,12 @@ def _read_dicom_series(folder: Path) -> Volume:
         raise InputError("folder holds no DICOM series", folder)
     files_per_series = {sid: reader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids}
     series = max(files_per_series, key=lambda sid: len(files_per_series[sid]))
-    header.check_dicom_series(list(files_per_series[series]), folder)
+    header_itk.check_dicom_series(list(files_per_series[series]), folder)
     reader.SetFileNames(files_per_series[series])
     try:
         image = reader.Execute()
     except RuntimeError as exc:
-        raise InputError(f"cannot read DICOM series {series} ({header.itk_reason(exc)})", folder) from None
+        raise InputError(f"cannot read DICOM series {series} ({header_itk.itk_reason(exc)})", folder) from None
     return _sitk_to_volume(image, folder)
 
 
