@@ -14,23 +14,22 @@ app = typer.Typer(
 )
 
 
-def _max_voxels_option(value: str | None) -> str | None:
-    """Parse ``--max-voxels`` ('2e9', '5000000000'); a bad value is a usage error (exit code 2)."""
+def _max_voxels_option(value: str | None) -> int | None:
+    """Parse ``--max-voxels`` ('2e9', '5000000000') into a voxel count; a bad value is a usage error (exit 2)."""
     if value is None:
         return None
     from versaseg.io.header import parse_voxel_count
 
     try:
-        parse_voxel_count(value)
+        return parse_voxel_count(value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    return value
 
 
 @app.callback()
 def main(
     ctx: typer.Context,
-    max_voxels: str = typer.Option(
+    max_voxels: str = typer.Option(  # read as text ('2e9'); the callback hands on the voxel count
         None, "--max-voxels", metavar="N", callback=_max_voxels_option,
         help="Largest number of voxels an image header may declare (default 1.2e9, or the environment variable "
         "VERSASEG_MAX_VOXELS); a header declaring more is refused before anything is allocated.",
@@ -41,9 +40,9 @@ def main(
         return
     import os
 
-    from versaseg.io.header import ENV_MAX_VOXELS, parse_voxel_count, set_max_voxels
+    from versaseg.io.header import ENV_MAX_VOXELS, set_max_voxels
 
-    limit, before = parse_voxel_count(max_voxels), os.environ.get(ENV_MAX_VOXELS)
+    limit, before = max_voxels, os.environ.get(ENV_MAX_VOXELS)  # already a voxel count (the callback parsed it)
     set_max_voxels(limit)
     os.environ[ENV_MAX_VOXELS] = str(limit)  # worker processes (torchrun, data loaders) inherit the limit
 

@@ -32,13 +32,11 @@ def predict(
     """Predict label volumes: slice-wise (2d runs) or sliding window with Gaussian blending (3d runs)."""
     from versaseg.errors import InputError
     from versaseg.inference.predictor import Predictor, collect_inputs
-    from versaseg.io.atomic import check_output_folder
     from versaseg.io.run_dir import resolve_device
 
     formats = ("same", "nii.gz", "nii", "nrrd", "nhdr", "mha", "mhd", "seg.nrrd")
     if output_format not in formats:
         raise InputError(f"--format must be one of {', '.join(formats)}, got '{output_format}'")
-    check_output_folder(out)
     predictor = Predictor(run, device=resolve_device(device), tta=tta, largest_component=largest_component,
                           batch_size=batch_size or None)
     cases = collect_inputs(inputs, len(predictor.config.channel_names))

@@ -45,9 +45,7 @@ def check_location(path: str | Path, expected_bytes: int = 0) -> None:
     full disks are all caught) and, when ``expected_bytes`` is given, it has that much free space. Writes nothing
     that stays."""
     path = Path(path)
-    ancestor = existing_ancestor(path)
-    if not ancestor.is_dir():
-        raise InputError(f"cannot write here: {ancestor} is a file, not a folder", path)
+    ancestor = _temporary_home(path)
     try:
         handle, probe = tempfile.mkstemp(prefix=".versaseg-write-test.", dir=ancestor)
         os.close(handle)
@@ -122,7 +120,8 @@ def atomic_folder(out: str | Path, overwrite: bool = False, mode: int = 0o755) -
 
 
 def _temporary_home(path: Path) -> Path:
-    """Where :func:`atomic_path` keeps its temporary folder: ``path``'s folder, or its nearest existing parent."""
+    """Where :func:`atomic_path` keeps its temporary folder: ``path``'s folder, or its nearest existing parent;
+    InputError naming ``path`` when that is a file."""
     ancestor = existing_ancestor(path)
     if not ancestor.is_dir():
         raise InputError(f"cannot write here: {ancestor} is a file, not a folder", path)

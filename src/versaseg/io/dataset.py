@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from versaseg.errors import InputError
+from versaseg.errors import InputError, short_repr
 from versaseg.io.atomic import write_text_atomic
 from versaseg.io.image import IMAGE_ENDINGS, case_name, file_ending
 
@@ -186,21 +186,15 @@ def load_dataset(root: str | Path) -> DatasetSpec:
     labels = parse_labels(data["labels"], path)
     ending = data.get("file_ending", ".nii.gz")
     if not isinstance(ending, str) or ending not in IMAGE_ENDINGS:
-        raise InputError(f"unsupported file_ending {_short(ending)}; use one of {', '.join(IMAGE_ENDINGS)}", path)
+        raise InputError(f"unsupported file_ending {short_repr(ending)}; use one of {', '.join(IMAGE_ENDINGS)}", path)
     num_training = data.get("numTraining", 0)
     if isinstance(num_training, str) and _INDEX.match(num_training):
         num_training = int(num_training)
     if not isinstance(num_training, int) or isinstance(num_training, bool) or num_training < 0:
-        raise InputError(f"numTraining must be a non-negative integer, got {_short(num_training)}", path)
+        raise InputError(f"numTraining must be a non-negative integer, got {short_repr(num_training)}", path)
     known_keys = {"channel_names", "modality", "labels", "numTraining", "file_ending"}
     extra = {k: v for k, v in data.items() if k not in known_keys}
     return DatasetSpec(root, channel_names, labels, ending, num_training, extra)
-
-
-def _short(value, limit: int = 60) -> str:
-    """``repr(value)``, cut to ``limit`` characters for a one-line message."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def parse_channel_names(raw, source: str | Path) -> dict[int, str]:
@@ -210,10 +204,10 @@ def parse_channel_names(raw, source: str | Path) -> dict[int, str]:
     bad = [(k, v) for k, v in raw.items() if not isinstance(v, str) or not v.strip()]
     if bad:
         raise InputError(f"channel_names: channel {bad[0][0]} must be named by a non-empty string, got "
-                         f"{_short(bad[0][1])}", source)
+                         f"{short_repr(bad[0][1])}", source)
     channel_names = {int(k): v for k, v in raw.items()}
     if len(channel_names) != len(raw):
-        raise InputError(f"channel_names lists a channel twice ({_short(sorted(raw))})", source)
+        raise InputError(f"channel_names lists a channel twice ({short_repr(sorted(raw))})", source)
     if sorted(channel_names) != list(range(len(channel_names))) or not channel_names:
         raise InputError("channel_names must be numbered 0..N-1", source)
     return channel_names
@@ -227,14 +221,15 @@ def parse_labels(raw: dict, source: str | Path) -> dict[str, int]:
         if len(set(raw.values())) != len(raw):
             raise InputError("label names must be unique", source)
         if len({int(value) for value in raw}) != len(raw):
-            raise InputError(f"labels list a value twice ({_short(sorted(raw))})", source)
+            raise InputError(f"labels list a value twice ({short_repr(sorted(raw))})", source)
         raw = {name: int(value) for value, name in raw.items()}  # Decathlon / nnU-Net v1: value -> name
     labels = {}
     for name, value in raw.items():
         if isinstance(value, (list, tuple)):
-            raise InputError(f"region-based label {_short(name)} is not supported", source)
+            raise InputError(f"region-based label {short_repr(name)} is not supported", source)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise InputError(f"label {_short(name)} must be a non-negative integer, got {_short(value)}", source)
+            raise InputError(f"label {short_repr(name)} must be a non-negative integer, got {short_repr(value)}",
+                             source)
         labels[str(name)] = value
     if 0 not in labels.values():
         raise InputError("labels must include background with value 0", source)
@@ -244,5 +239,5 @@ def parse_labels(raw: dict, source: str | Path) -> dict[str, int]:
         raise InputError("the 'ignore' label must have the highest value", source)
     class_values = sorted(v for k, v in labels.items() if k != IGNORE_NAME)
     if class_values != list(range(len(class_values))):
-        raise InputError(f"class label values must be consecutive from 0, got {_short(class_values, 120)}", source)
+        raise InputError(f"class label values must be consecutive from 0, got {short_repr(class_values, 120)}", source)
     return labels

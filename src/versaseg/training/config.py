@@ -15,18 +15,12 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from versaseg.errors import InputError
+from versaseg.errors import InputError, short_repr
 from versaseg.io.atomic import write_text_atomic
 
 DIMS = ("2d", "3d")
 SCHEDULES = ("poly", "linear", "constant")
 GAN_LOSSES = ("bce", "lsgan")
-
-
-def _short(value, limit: int = 60) -> str:
-    """``repr(value)``, cut to ``limit`` characters for a one-line message."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _TYPE_NAMES = {int: "an integer", float: "a finite number", str: "a string", bool: "true or false",
@@ -165,7 +159,7 @@ class RunConfig:
         for key, value in data.items():
             problem = _type_problem(value, hints[key])
             if problem:
-                raise InputError(f"config key '{key}' must be {problem}, got {_short(value)}", path)
+                raise InputError(f"config key '{key}' must be {problem}, got {short_repr(value)}", path)
         try:
             return cls(**data)
         except TypeError as exc:
