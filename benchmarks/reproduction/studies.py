@@ -1,0 +1,371 @@
+"""The runs behind each claim of docs/reproduction.md, as lists of jobs. A job is one finished-run row of
+``benchmarks/results/reproduction_<claim>.jsonl``; it builds what it needs (datasets, completed labels, pix2pix
+models) under ``benchmark_data/reproduction/`` when that is missing.
+
+Every segmentation model of a comparison gets the same budget: ``SEG_EPOCHS`` epochs of ``SEG_ITERATIONS`` batches
+of 16 axial slices, the 2D network's defaults (depth 4, base width 16), default augmentation, AdamW 2e-3 with
+polynomial decay, and the validation Dice after every epoch on the held-out fifth of the training cases. The budget
+was fixed from a pilot run (dice_ce, 4 classes, 60 epochs) whose validation Dice stopped rising by epoch ~30; each
+run's own curve is judged again by the plateau rule of :mod:`common`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from common import REPO, WORK, evaluate, plateau, read_curve, step, synth_brain, train_predict_evaluate
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+SEG_EPOCHS = 40
+SEG_ITERATIONS = 25
+SEG = ["--dim", "2d", "--axis", "2", "--epochs", str(SEG_EPOCHS), "--iterations", str(SEG_ITERATIONS),
+       "--val-fraction", "0.2", "--seed", "0"]
+IGNORE = 9
+VESSELS = 4  # the 'brain' label set's vessel value
+
+
+@dataclass
+class Job:
+    claim: str
+    key: str
+    run: Callable[[], dict]
+    minutes: float  # expected on 2 cores, for planning
+
+
+# ---------------------------------------------------------------------------------------------------- datasets
+
+
+def brain2() -> Path:
+    """cerebrum, cerebellum, brainstem, vessels; 10 training + 8 test cases at 2.0 mm (claims c, d, e)."""
+    return synth_brain(WORK / "brain2", "brain", 10, 8, 2.0, 21)
+
+
+def structures2() -> Path:
+    """cerebrum, cerebellum, brainstem, basal ganglia; 10 training + 8 test cases at 2.0 mm (claim b)."""
+    return synth_brain(WORK / "structures2", "structures", 10, 8, 2.0, 31)
+
+
+def basal_ganglia15() -> Path:
+    """caudate, putamen, pallidum; 10 training + 8 test cases at 1.5 mm (claim f)."""
+    return synth_brain(WORK / "basal_ganglia15", "basal-ganglia", 10, 8, 1.5, 13)
+
+
+def degraded(full: Path, out: Path, every: int = 8, noise: float = 0.3) -> Path:
+    """The training labels cut to every ``every``-th axial slice (offset every // 2), ``noise`` of them corrupted,
+    the rest the ignore label; the test cases are copied unchanged."""
+    if not (out / "dataset.json").exists():
+        step("data", "degrade", str(full), "--out", str(out), "--dataset", "--axis", "2", "--every", str(every),
+             "--offset", str(every // 2), "--noisy-fraction", str(noise), "--ignore-label", str(IGNORE),
+             "--seed", "0", "--overwrite")
+    return out
+
+
+def _copy_dataset_without_labels(source: Path, out: Path) -> dict:
+    """``out`` with source's images and test labels and a dataset.json without the ignore label; the spec."""
+    (out / "labelsTr").mkdir(parents=True, exist_ok=True)
+    for folder in ("imagesTr", "imagesTs", "labelsTs"):
+        if (source / folder).exists() and not (out / folder).exists():
+            shutil.copytree(source / folder, out / folder)
+    spec = json.loads((source / "dataset.json").read_text())
+    spec["labels"] = {name: value for name, value in spec["labels"].items() if name != "ignore"}
+    spec.pop("versaseg_degrade", None)
+    return spec
+
+
+def completed(sparse: Path, out: Path) -> tuple[Path, dict]:
+    """Every sparse training label completed by ``versaseg complete`` (defaults, ignore-label convention); the
+    dataset and the per-case wall times."""
+    spec = _copy_dataset_without_labels(sparse, out)
+    seconds = {}
+    for label in sorted((sparse / "labelsTr").glob("*.nii.gz")):
+        target = out / "labelsTr" / label.name
+        if target.exists():
+            continue
+        case = label.name.removesuffix(".nii.gz")
+        images = sorted((sparse / "imagesTr").glob(f"{case}_*.nii.gz"))
+        seconds[case] = step("complete", *map(str, images), "--label", str(label), "--ignore-label", str(IGNORE),
+                             "--out", str(target), "--report", str(out / f"{case}_report.json"), "--overwrite")
+    (out / "dataset.json").write_text(json.dumps(spec, indent=2))
+    return out, seconds
+
+
+def nearest_filled(sparse: Path, out: Path) -> Path:
+    """Every sparse training label made dense by copying the nearest annotated slice (the noisy labels as a
+    dense volume: what a model trained on "the incomplete labels" without an ignore label sees)."""
+    import nibabel as nib
+
+    from versaseg.data.slice_interpolation import nearest_slice_copy
+
+    if (out / "dataset.json").exists():
+        return out
+    spec = _copy_dataset_without_labels(sparse, out)
+    for label in sorted((sparse / "labelsTr").glob("*.nii.gz")):
+        nii = nib.load(label)
+        data = np.asarray(nii.dataobj)
+        ids = [z for z in range(data.shape[2]) if not np.all(data[..., z] == IGNORE)]
+        slices = np.moveaxis(data, 2, 0)[ids]
+        dense = np.moveaxis(nearest_slice_copy(slices, ids, data.shape[2]), 0, 2).astype(np.uint8)
+        nib.save(nib.Nifti1Image(dense, nii.affine, nii.header), out / "labelsTr" / label.name)
+    (out / "dataset.json").write_text(json.dumps(spec, indent=2))
+    return out
+
+
+def label_dice(labels: Path, truth: Path, out: Path) -> dict:
+    """Per case, per class metrics of a folder of training labels against the true training labels."""
+    tmp = out.with_suffix(".truth")
+    if not tmp.exists():
+        (tmp / "labelsTs").mkdir(parents=True)
+        for label in sorted((truth / "labelsTr").glob("*.nii.gz")):
+            (tmp / "labelsTs" / label.name).symlink_to(label.resolve())
+        shutil.copyfile(truth / "dataset.json", tmp / "dataset.json")
+    return evaluate(labels, tmp, out)
+
+
+# ------------------------------------------------------------------------------------------------------ claim b
+
+
+def claim_b() -> list[Job]:
+    """A model trained on completed labels against models trained on the sparse noisy labels (ignore label), on
+    the same labels made dense by nearest-slice copy, and on the full labels (the upper bound)."""
+    def sources() -> dict[str, Path]:
+        full = structures2()
+        sparse = degraded(full, WORK / "b_sparse")
+        return {"full": full, "sparse": sparse, "completed": completed(sparse, WORK / "b_completed")[0],
+                "nearest": nearest_filled(sparse, WORK / "b_nearest")}
+
+    def completion_quality() -> dict:
+        full, sparse = structures2(), degraded(structures2(), WORK / "b_sparse")
+        out, seconds = completed(sparse, WORK / "b_completed")
+        near = nearest_filled(sparse, WORK / "b_nearest")
+        return {"arm": "training labels", "every": 8, "noise": 0.3, "complete_seconds": seconds,
+                "completed": label_dice(out / "labelsTr", full, WORK / "b_quality_completed.json"),
+                "nearest": label_dice(near / "labelsTr", full, WORK / "b_quality_nearest.json")}
+
+    def arm(name: str) -> Callable[[], dict]:
+        def run() -> dict:
+            data = sources()
+            row = train_predict_evaluate(data[name], data["full"], WORK / f"b_run_{name}", SEG)
+            return {"arm": name, **row}
+        return run
+
+    jobs = [Job("b", "b|training-labels|K8|noise0.3", completion_quality, 6)]
+    return jobs + [Job("b", f"b|{name}|E{SEG_EPOCHS}|seed0", arm(name), 12)
+                   for name in ("completed", "sparse", "full", "nearest")]
+
+
+# ------------------------------------------------------------------------------------------------------ claim f
+
+
+def claim_f() -> list[Job]:
+    """Two-stage cascade against a single stage on the basal ganglia, the same number of training iterations
+    (single: SEG_EPOCHS epochs; cascade: SEG_EPOCHS / 2 per stage)."""
+    def single() -> dict:
+        data = basal_ganglia15()
+        return {"arm": "single stage", **train_predict_evaluate(data, data, WORK / "f_run_single", SEG)}
+
+    def cascade() -> dict:
+        data = basal_ganglia15()
+        run = WORK / "f_run_cascade"
+        half = str(SEG_EPOCHS // 2)
+        options = list(SEG)
+        options[options.index("--epochs") + 1] = half
+        seconds = 0.0
+        if not (run / "cascade.json").exists():
+            seconds = step("cascade", "train", str(data), "--out", str(run), *options, "--overwrite")
+        prediction = WORK / "f_run_cascade_pred"
+        predict_s = step("cascade", "predict", str(run), str(data / "imagesTs"), "--out", str(prediction),
+                         "--overwrite")
+        cases = evaluate(prediction, data, WORK / "f_run_cascade_eval.json")
+        curves = {stage: read_curve(run / stage) for stage in ("stage1", "stage2")}
+        rois = json.loads((prediction / "cascade_rois.json").read_text())["cases"]
+        return {"arm": "cascade", "curve": curves["stage2"], "stage1_curve": curves["stage1"],
+                "plateau": plateau(curves["stage2"]["val_dice_mean"]),
+                "stage1_plateau": plateau(curves["stage1"]["val_dice_mean"]), "cases": cases, "rois": rois,
+                "train_seconds": round(seconds, 1), "predict_seconds": round(predict_s, 1)}
+
+    return [Job("f", f"f|single|E{SEG_EPOCHS}|seed0", single, 15),
+            Job("f", f"f|cascade|E{SEG_EPOCHS // 2}+{SEG_EPOCHS // 2}|seed0", cascade, 8)]
+
+
+# ------------------------------------------------------------------------------------------------------ claim d
+
+PIX2PIX_EPOCHS = 40
+PIX2PIX_ITERATIONS = 50
+
+
+def vessel_subset(source: Path, channels: tuple[str, ...], out: Path, cases: list[str] | None = None) -> Path:
+    """``channels`` of ``source`` with binary vessel labels (benchmarks/synthesis.py's subset), optionally only the
+    listed training cases."""
+    from synthesis import channel_subset
+
+    channel_subset(source, channels, out)
+    if cases is not None:
+        for folder in ("imagesTr", "labelsTr"):
+            for file in (out / folder).glob("*.nii.gz"):
+                if file.name[:9] not in cases:
+                    file.unlink()
+        spec = json.loads((out / "dataset.json").read_text())
+        spec["numTraining"] = len(cases)
+        (out / "dataset.json").write_text(json.dumps(spec, indent=2))
+    return out
+
+
+def pix2pix(data: Path, run: Path) -> dict:
+    """pix2pix T2 -> TOF (versaseg defaults) trained on ``data``'s training pairs; its validation curve."""
+    if not (run / "model.pt").exists() or not _pix2pix_done(run):
+        again = ["--resume"] if (run / "checkpoint.pt").exists() else ["--overwrite"]
+        step("synth", "train", str(data), "--source", "T2", "--target", "TOF", "--out", str(run), "--epochs",
+             str(PIX2PIX_EPOCHS), "--iterations", str(PIX2PIX_ITERATIONS), "--seed", "0", *again)
+    import csv
+
+    with open(run / "metrics.csv") as stream:
+        rows = [r for r in csv.DictReader(stream) if r.get("val_mae")]
+    curve = {"epoch": [int(r["epoch"]) for r in rows],
+             **{k: [float(r[k]) for r in rows] for k in rows[0] if k.startswith("val_")}}
+    return curve
+
+
+def _pix2pix_done(run: Path) -> bool:
+    import csv
+
+    with open(run / "metrics.csv") as stream:
+        return sum(1 for _ in csv.DictReader(stream)) >= PIX2PIX_EPOCHS
+
+
+def many_pairs(labelled: Path, out: Path) -> Path:
+    """pix2pix training pairs: the 4 labelled cases plus 30 unlabelled T2/TOF pairs (another synthetic cohort)."""
+    extra = synth_brain(WORK / "pairs30", "brain", 30, 0, 2.0, 51)
+    if (out / "dataset.json").exists():
+        return out
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for folder in ("imagesTr", "labelsTr"):
+        (tmp / folder).mkdir(parents=True)
+    for source, prefix, keep in ((labelled, "", LOW_LABEL_CASES), (extra, "pair", None)):
+        for file in sorted((source / "imagesTr").glob("*.nii.gz")) + sorted((source / "labelsTr").glob("*.nii.gz")):
+            if keep is not None and file.name[:9] not in keep:
+                continue
+            (tmp / file.parent.name / (prefix + file.name)).symlink_to(file.resolve())
+    spec = json.loads((labelled / "dataset.json").read_text())
+    spec["numTraining"] = len(list((tmp / "labelsTr").iterdir()))
+    spec.pop("cases", None)
+    (tmp / "dataset.json").write_text(json.dumps(spec, indent=2))
+    tmp.rename(out)
+    return out
+
+
+LOW_LABEL_CASES = ["synth_000", "synth_001", "synth_002", "synth_003"]
+
+
+def claim_d() -> list[Job]:
+    """Vessels from heavy T2 alone, T2 + synthetic TOF (pix2pix), T2 + real TOF: with all 10 labelled cases (pix2pix
+    trained on their 10 pairs) and with 4 labelled cases (pix2pix trained on those 4 + 30 unlabelled pairs)."""
+    def translation(setting: str) -> Callable[[], dict]:
+        def run() -> dict:
+            data = brain2()
+            pairs = data if setting == "all10" else many_pairs(data, WORK / "d_pairs34")
+            model = WORK / f"d_pix2pix_{setting}"
+            curve = pix2pix(pairs, model)
+            augmented = WORK / f"d_augmented_{setting}"
+            if not (augmented / "dataset.json").exists():
+                step("synth", "augment", str(model), str(data), "--out", str(augmented), "--overwrite")
+            quality = translation_quality(data, augmented, model)
+            return {"arm": f"pix2pix {setting}", "pairs": len(list((pairs / "labelsTr").glob("*.nii.gz"))),
+                    "curve": curve, "plateau": plateau([-v for v in curve["val_mae"]]), "quality": quality}
+        return run
+
+    def segment(setting: str, channels: tuple[str, ...]) -> Callable[[], dict]:
+        def run() -> dict:
+            data = brain2()
+            source = WORK / f"d_augmented_{setting}" if "synthetic TOF" in channels else data
+            cases = None if setting == "all10" else LOW_LABEL_CASES
+            name = f"d_{setting}_" + "_".join(c.replace(" ", "-") for c in channels)
+            subset = vessel_subset(source, channels, WORK / name, cases)
+            row = train_predict_evaluate(subset, subset, WORK / f"{name}_run", SEG)
+            return {"arm": " + ".join(channels), "setting": setting, **row}
+        return run
+
+    jobs = []
+    for setting in ("all10", "low4"):
+        jobs.append(Job("d", f"d|pix2pix|{setting}|E{PIX2PIX_EPOCHS}x{PIX2PIX_ITERATIONS}", translation(setting), 25))
+        for channels in (("T2",), ("T2", "synthetic TOF"), ("T2", "TOF")):
+            jobs.append(Job("d", f"d|seg|{setting}|{'+'.join(channels)}|E{SEG_EPOCHS}|seed0",
+                            segment(setting, channels), 12))
+    return jobs
+
+
+def translation_quality(data: Path, augmented: Path, model: Path) -> dict:
+    """Per test case MAE, PSNR, SSIM of synthetic against real TOF, in the brain mask and in a 4 mm vessel band (the
+    vessel labels dilated by 2 voxels), in the target's scaled [-1, 1] units."""
+    import nibabel as nib
+    from scipy import ndimage
+
+    from versaseg.data.pairs import intensity_range, scale_to_unit
+    from versaseg.evaluation.image_quality import image_quality
+
+    config = json.loads((model / "config.json").read_text())
+    rows = {}
+    for label in sorted((data / "labelsTs").glob("*.nii.gz")):
+        case = label.name.removesuffix(".nii.gz")
+        real = np.asarray(nib.load(data / "imagesTs" / f"{case}_0002.nii.gz").dataobj, np.float32)
+        fake = np.asarray(nib.load(augmented / "imagesTs" / f"{case}_0003.nii.gz").dataobj, np.float32)
+        labels = np.asarray(nib.load(label).dataobj)
+        real_unit = scale_to_unit(real, *intensity_range(real, config["percentiles"]))
+        fake_unit = scale_to_unit(fake, *config["target_range"])
+        band = ndimage.binary_dilation(labels == VESSELS, iterations=2) & (labels > 0)
+        rows[case] = {region: {k: round(float(v), 5) for k, v in
+                               image_quality(fake_unit, real_unit, mask, 2.0, ssim_axis=config.get("axis", 2)).items()}
+                      for region, mask in (("brain", labels > 0), ("vessel band", band))}
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------------ claim e
+
+LOSSES = ("ce", "ce_inverse", "ce_median", "ce_focal", "ce_dtm", "ce_dpt",
+          "dice", "dice_inverse", "dice_median", "dice_focal", "dice_dtm", "dice_dpt")
+
+
+def claim_e() -> list[Job]:
+    """The 12 losses, each trained once at the same budget, binary (vessels, channels T1 T2 TOF) and multi-class
+    (cerebrum, cerebellum, brainstem, vessels); 8 test cases."""
+    def run_loss(task: str, loss: str) -> Callable[[], dict]:
+        def run() -> dict:
+            data = brain2()
+            if task == "binary":
+                data = vessel_subset(data, ("T1", "T2", "TOF"), WORK / "e_vessels")
+            row = train_predict_evaluate(data, data, WORK / f"e_{task}_{loss}", [*SEG, "--loss", loss])
+            return {"task": task, "arm": loss, **row}
+        return run
+
+    return [Job("e", f"e|{task}|{loss}|E{SEG_EPOCHS}|seed0", run_loss(task, loss), 11)
+            for task in ("binary", "multiclass") for loss in LOSSES]
+
+
+# ------------------------------------------------------------------------------------------------------ claim c
+
+NETWORKS = ("unet", "frrn", "unet-frrn")
+
+
+def claim_c() -> list[Job]:
+    """unet, frrn and unet-frrn (defaults) trained on full labels and on weak labels (every 8th axial slice, 30 %
+    corrupted, ignore label) of the 4-class brain; 8 test cases."""
+    def run_net(labels: str, network: str) -> Callable[[], dict]:
+        def run() -> dict:
+            full = brain2()
+            data = full if labels == "full" else degraded(full, WORK / "c_sparse")
+            row = train_predict_evaluate(data, full, WORK / f"c_{labels}_{network}", [*SEG, "--network", network])
+            return {"labels": labels, "arm": network, **row}
+        return run
+
+    return [Job("c", f"c|{labels}|{network}|E{SEG_EPOCHS}|seed0", run_net(labels, network), 15)
+            for labels in ("weak", "full") for network in NETWORKS]
+
+
+CLAIMS: dict[str, Callable[[], list[Job]]] = {"b": claim_b, "f": claim_f, "d": claim_d, "e": claim_e, "c": claim_c}
