@@ -1,7 +1,7 @@
 """Reproduce the research's claims (docs/reproduction.md): run the pending studies, or rebuild the page.
 
     python benchmarks/reproduce.py status                       # what is finished, what is pending (minutes)
-    python benchmarks/reproduce.py run --claims b,f,d,e,c       # run pending jobs in that order
+    python benchmarks/reproduce.py run --claims b,f,a,d,e,c     # run pending jobs in that order
     python benchmarks/reproduce.py run --claims e --max-minutes 90
     python benchmarks/reproduce.py report                       # docs/reproduction.md from the committed results
 
@@ -40,7 +40,8 @@ def jobs(claims: list[str]):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("run", "status", "report"))
-    parser.add_argument("--claims", default="b,f,d,e,c", help="Comma list of claims (b, c, d, e, f), in run order.")
+    parser.add_argument("--claims", default="b,f,a,d,e,c",
+                        help="Comma list of claims (a, b, c, d, e, f), in run order.")
     parser.add_argument("--only", default="", help="Run only jobs whose key contains this text.")
     parser.add_argument("--max-minutes", type=float, default=0, help="Start no new job after this many minutes.")
     parser.add_argument("--docs", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "reproduction.md")

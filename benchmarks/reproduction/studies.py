@@ -128,6 +128,28 @@ def label_dice(labels: Path, truth: Path, out: Path) -> dict:
     return evaluate(labels, tmp, out)
 
 
+# ------------------------------------------------------------------------------------------------------ claim a
+
+A_EPOCHS = (6, 24)
+
+
+def claim_a() -> list[Job]:
+    """The completion classifiers' budget: the 12 runs of issue 13's benchmark at K = 8 with 30 % noisy slices (3
+    synthetic brains + MNI152, axes 0-2) with 6 and 24 epochs instead of the default 12, through
+    benchmarks/completion.py, which writes its own rows (key: case|axis|K|noise|method) to reproduction_a.jsonl;
+    the job's own row only marks it finished."""
+    def run() -> dict:
+        import subprocess
+
+        methods = ",".join(f"versaseg:epochs={e}" for e in A_EPOCHS)
+        subprocess.run([sys.executable, str(REPO / "benchmarks" / "completion.py"), "--cases", "3", "--mni",
+                        "--methods", methods, "--every", "8", "--noise", "0.3", "--axes", "0,1,2", "--results",
+                        str(REPO / "benchmarks" / "results" / "reproduction_a.jsonl")], cwd=REPO, check=True)
+        return {"arm": "budget check", "methods": methods}
+
+    return [Job("a", f"a|budget|epochs={','.join(map(str, A_EPOCHS))}|K8|noise0.3", run, 10)]
+
+
 # ------------------------------------------------------------------------------------------------------ claim b
 
 
@@ -277,6 +299,8 @@ def claim_d() -> list[Job]:
             if not (augmented / "dataset.json").exists():
                 step("synth", "augment", str(model), str(data), "--out", str(augmented), "--overwrite")
             quality = translation_quality(data, augmented, model)
+            figure = REPO / "docs" / "images" / "reproduction" / f"d_translation_{setting}.png"
+            translation_figure(data, augmented, figure)
             return {"arm": f"pix2pix {setting}", "pairs": len(list((pairs / "labelsTr").glob("*.nii.gz"))),
                     "curve": curve, "plateau": plateau([-v for v in curve["val_mae"]]), "quality": quality}
         return run
@@ -326,6 +350,50 @@ def translation_quality(data: Path, augmented: Path, model: Path) -> dict:
     return rows
 
 
+def translation_figure(data: Path, augmented: Path, out: Path) -> None:
+    """For the first two test cases: the axial slice through the circle of Willis region (the slice with most vessel
+    voxels) of T2, synthetic TOF, real TOF and |synthetic - real| (each TOF on the real one's 0.5-99.9 % window),
+    and the axial maximum-intensity projections of synthetic and real TOF over the brain."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import nibabel as nib
+
+    cases = sorted(f.name.removesuffix(".nii.gz") for f in (data / "labelsTs").glob("*.nii.gz"))[:2]
+    fig, axes = plt.subplots(2 * len(cases), 4, figsize=(12, 6.2 * len(cases)))
+    for row, case in enumerate(cases):
+        t2, real, fake = (np.asarray(nib.load(folder / "imagesTs" / f"{case}_{channel:04d}.nii.gz").dataobj, np.float32)
+                          for folder, channel in ((data, 1), (data, 2), (augmented, 3)))
+        labels = np.asarray(nib.load(data / "labelsTs" / f"{case}.nii.gz").dataobj)
+        z = int(np.argmax((labels == VESSELS).sum(axis=(0, 1))))
+        low, high = np.percentile(real[labels > 0], [0.5, 99.9])
+        brain = labels > 0
+        panels = [(t2[..., z], "T2", None), (fake[..., z], "synthetic TOF", (low, high)),
+                  (real[..., z], "real TOF", (low, high)),
+                  (np.abs(fake - real)[..., z], "|synthetic - real|", (0, high - low))]
+        for col, (image, title, window) in enumerate(panels):
+            ax = axes[2 * row, col]
+            ax.imshow(np.rot90(image), cmap="gray", vmin=None if window is None else window[0],
+                      vmax=None if window is None else window[1])
+            ax.set_title(f"{case} z={z}: {title}", fontsize=9)
+        for col, (volume, title) in enumerate(((fake, "synthetic TOF MIP"), (real, "real TOF MIP"))):
+            ax = axes[2 * row + 1, col]
+            ax.imshow(np.rot90(np.where(brain, volume, low).max(axis=2)), cmap="gray", vmin=low, vmax=high)
+            ax.set_title(f"{case}: {title} (brain)", fontsize=9)
+        vessel_mip = (labels == VESSELS).max(axis=2)
+        axes[2 * row + 1, 2].imshow(np.rot90(vessel_mip), cmap="gray")
+        axes[2 * row + 1, 2].set_title(f"{case}: true vessels (MIP)", fontsize=9)
+        axes[2 * row + 1, 3].axis("off")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+
+
 # ------------------------------------------------------------------------------------------------------ claim e
 
 LOSSES = ("ce", "ce_inverse", "ce_median", "ce_focal", "ce_dtm", "ce_dpt",
@@ -368,4 +436,5 @@ def claim_c() -> list[Job]:
             for labels in ("weak", "full") for network in NETWORKS]
 
 
-CLAIMS: dict[str, Callable[[], list[Job]]] = {"b": claim_b, "f": claim_f, "d": claim_d, "e": claim_e, "c": claim_c}
+CLAIMS: dict[str, Callable[[], list[Job]]] = {"a": claim_a, "b": claim_b, "c": claim_c, "d": claim_d, "e": claim_e,
+                                               "f": claim_f}
