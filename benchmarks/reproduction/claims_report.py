@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 from stats import ALPHA, case_scores, finite, fmt_p, holm, mean_sd, paired, verdict
-from studies import LOSSES, SEG_EPOCHS, SEG_ITERATIONS
+from studies import EPOCHS, LOSSES, NETWORKS, SEG_ITERATIONS
 
 A_COMMAND = ('python benchmarks/completion.py --cases 3 --mni --methods "versaseg:epochs=6,versaseg:epochs=24" '
              "--every 8 --noise 0.3 --axes 0,1,2 --results benchmarks/results/reproduction_a.jsonl")
 COMPLETION_CLASSES = {"1": "cerebrum", "2": "cerebellum", "3": "brainstem", "4": "basal ganglia"}
 IMAGES = "images/reproduction"
-__all__ = ["SEG_EPOCHS", "SEG_ITERATIONS", "A_COMMAND"]
+__all__ = ["EPOCHS", "SEG_ITERATIONS", "A_COMMAND"]
 
 
 def _pending(claim: str, text: str, paper: str) -> tuple[dict, str, dict]:
@@ -204,7 +204,7 @@ def claim_c(rows: dict) -> tuple[dict, str, dict]:
     text = "the U-Net + FRRN hybrid skips segment better than U-Net and FRRN, most when labels are weak"
     runs = rows["c"]
     regimes = {regime: _by_arm(runs, labels=regime) for regime in ("weak", "full")}
-    if not any(regimes.values()):
+    if not any(regimes.values()) and not rows["c_completion"]:
         return _pending("c", text, "direction only")
     lines = [f"## (c) {text}", "",
              "`python benchmarks/reproduce.py run --claims c`: the 4-class brain (cerebrum, cerebellum, brainstem, "
@@ -220,23 +220,67 @@ def claim_c(rows: dict) -> tuple[dict, str, dict]:
                 if other in arms:
                     family.append(paired(case_scores(arms[other]), case_scores(arms["unet-frrn"])))
                     names.append(f"{regime} labels: unet-frrn minus {other}")
+    completion_lines = _c_completion(rows["c_completion"], family, names)
     adjusted = holm([t["p"] for t in family])
-    lines += [f"Tests (mean foreground Dice per case; Holm over the {len(family)} comparisons):", ""]
+    lines += completion_lines
+    lines += [f"Tests (mean foreground Dice per held-out case, or per (case, axis) completion run; Holm over the "
+              f"{len(family)} comparisons):", ""]
     lines += [_test_line(n, t, a) for n, t, a in zip(names, family, adjusted, strict=True)]
     verdicts = [verdict(t, a) for t, a in zip(family, adjusted, strict=True)]
-    complete = len(family) == 4
+    complete = len(family) == 8
     verdict_text = ("**holds**" if complete and all(v == "holds" for v in verdicts) else
                     "**does not hold**" if complete and not any(v == "holds" for v in verdicts) else
                     "**partly**" if complete else "pending") + " (" + "; ".join(
         f"{n.split(': ')[0]} vs {n.split('minus ')[1]}: {v}" for n, v in zip(names, verdicts, strict=True)) + ")"
-    lines += ["", "Label completion with each network (`versaseg complete --model cnn --network NAME`, 3 cases x "
-              "3 axes per sparsity level) is not run yet.", ""]
     curves = {f"claim c: {regime} labels": {a: r["curve"] for a, r in arms.items() if r.get("curve")}
               for regime, arms in regimes.items() if arms}
     lines += [f"![validation curves]({IMAGES}/curves_c.png)", ""]
     ours = "; ".join(f"{n}: {t['median_diff']:+.3f}" for n, t in zip(names, family, strict=True)) or "pending"
     return ({"claim": "(c) " + text, "paper": "direction only (no number in the brief)", "ours": ours,
              "verdict": verdict_text}, "\n".join(lines), curves)
+
+
+def _c_completion(runs: list[dict], family: list, names: list) -> list[str]:
+    """Completion with each network (``--model cnn``): table per K, the hybrid's tests appended to the family,
+    and the budget check (3x the iterations)."""
+    if not runs:
+        return ["Label completion with each network (`versaseg complete --model cnn --network NAME`): no runs yet.", ""]
+
+    def scores(method: str, every: int) -> dict[str, float]:
+        return {f"{r['case']}|{r['axis']}": float(np.mean([r["dice"][c] for c in COMPLETION_CLASSES]))
+                for r in runs if r["method"] == method and r["every"] == every}
+
+    lines = ["**Label completion** with each network (`versaseg complete --model cnn --network NAME`, the "
+             "defaults of `--model cnn`: depth 4, base width 8, 120 iterations per model; synthetic brains at "
+             "1.5 mm, axes 0, 1, 2, 30 % noisy slices; raw runs `reproduction_c_completion.jsonl`). Mean "
+             "foreground Dice (cerebrum, cerebellum, brainstem, basal ganglia):", "",
+             "| K | " + " | ".join(NETWORKS) + " | runs |", "|---|" + "---:|" * (len(NETWORKS) + 1)]
+    for every in sorted({r["every"] for r in runs}):
+        per = {n: scores(n, every) for n in NETWORKS}
+        if not any(per.values()):
+            continue
+        lines.append(f"| {every} | " + " | ".join(mean_sd(per[n].values()) for n in NETWORKS) +
+                     f" | {max(len(v) for v in per.values())} |")
+        if per["unet-frrn"]:
+            for other in ("unet", "frrn"):
+                if per[other]:
+                    family.append(paired(per[other], per["unet-frrn"]))
+                    names.append(f"completion K = {every}: unet-frrn minus {other}")
+    budget = [r for r in runs if r["method"].startswith("versaseg:model=cnn")]
+    if budget:
+        lines += ["", "Budget check (one case, 3 axes, K = 16): the same completion with 3x the iterations.", "",
+                  "| network | 120 iterations | 360 iterations | difference (median) |", "|---|---:|---:|---:|"]
+        for network in NETWORKS:
+            method = next((r["method"] for r in budget if f"network={network};" in r["method"]), None)
+            if method is None:
+                continue
+            long, base = scores(method, 16), scores(network, 16)
+            base = {k: v for k, v in base.items() if k in long}
+            test = paired(base, long)
+            if test["n"]:
+                lines.append(f"| {network} | {test['mean_a']:.3f} | {test['mean_b']:.3f} | "
+                             f"{test['median_diff']:+.3f} |")
+    return [*lines, ""]
 
 
 # ---------------------------------------------------------------------------------------------------------- (d)
@@ -431,9 +475,9 @@ def claim_f(rows: dict) -> tuple[dict, str, dict]:
     lines = [f"## (f) {text}", "",
              "`python benchmarks/reproduce.py run --claims f`: caudate, putamen, pallidum "
              "(`--label-set basal-ganglia`, 10 training and 8 held-out cases at 1.5 mm). Single stage: the 2D "
-             f"`unet` on whole axial slices, {SEG_EPOCHS} epochs. Cascade (`versaseg cascade train`, defaults: "
+             f"`unet` on whole axial slices, {EPOCHS['f']} epochs. Cascade (`versaseg cascade train`, defaults: "
              "stage 1 at 4 mm on the merged "
-             f"structures, stage 2 on full-resolution crops): {SEG_EPOCHS // 2} + {SEG_EPOCHS // 2} epochs, the "
+             f"structures, stage 2 on full-resolution crops): {EPOCHS['f'] // 2} + {EPOCHS['f'] // 2} epochs, the "
              "same number of iterations.", "", *_class_table(arms), ""]
     family, names = [], []
     if "single stage" in arms and "cascade" in arms:

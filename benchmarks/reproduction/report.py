@@ -15,8 +15,9 @@ IMAGES = "images/reproduction"
 def write_report(path: Path) -> None:
     from versaseg.io.atomic import write_text_atomic
 
-    rows = {claim: Store(RESULTS / f"reproduction_{claim}.jsonl").rows() for claim in "abcdef"}
+    rows = {claim: current(claim, Store(RESULTS / f"reproduction_{claim}.jsonl").rows()) for claim in "abcdef"}
     rows["completion"] = Store(RESULTS / "completion.jsonl").rows()
+    rows["c_completion"] = Store(RESULTS / "reproduction_c_completion.jsonl").rows()
     images = path.parent / IMAGES
     images.mkdir(parents=True, exist_ok=True)
     sections = [claims.claim_a(rows), claims.claim_b(rows), claims.claim_c(rows), claims.claim_d(rows),
@@ -27,6 +28,15 @@ def write_report(path: Path) -> None:
     text = [header(rows), summary_table(sections), *[s[1] for s in sections], convergence_table(rows),
             pending_list(rows)]
     write_text_atomic(path, "\n".join(text))
+
+
+def current(claim: str, rows: list[dict]) -> list[dict]:
+    """The rows of the claim's current jobs (a row of a changed budget, say, has a key no job has any more) and the
+    rows benchmarks/completion.py wrote (keys not starting with the claim's letter)."""
+    from studies import CLAIMS
+
+    keys = {job.key for job in CLAIMS[claim]()}
+    return [r for r in rows if r["key"] in keys or not r["key"].startswith(f"{claim}|")]
 
 
 def header(rows: dict) -> str:
@@ -44,7 +54,8 @@ def header(rows: dict) -> str:
         "in the results is skipped; `status` lists what is pending). Claim a's budget runs are "
         f"`{claims.A_COMMAND}`, started by `run --claims a`.", "",
         "**How the budgets were set and judged.** Every segmentation model of a comparison has the same budget: "
-        f"{claims.SEG_EPOCHS} epochs x {claims.SEG_ITERATIONS} batches of 16 axial slices (2D `unet`-family "
+        f"the claim's epochs ({', '.join(f'{c}: {e}' for c, e in claims.EPOCHS.items())}) x "
+        f"{claims.SEG_ITERATIONS} batches of 16 axial slices (2D `unet`-family "
         "defaults: depth 4, base width 16; default augmentation; AdamW 2e-3, polynomial decay), validated after "
         "every epoch on the held-out fifth of the training cases. A run counts as **plateaued** when the mean "
         "validation Dice over the last fifth of its epochs (at least 3) is less than 0.01 above the mean of the "
