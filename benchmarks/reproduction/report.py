@@ -91,7 +91,7 @@ def convergence_table(rows: dict) -> str:
                 verdict = "yes" if rule and rule["plateaued"] else "**no**"
                 lines.append(f"| `{name}` | {curve['epoch'][-1]} | {values[-1]:.3f} | "
                              f"{'–' if gain is None else f'{gain:+.3f}'} | {verdict} |")
-    lines[5] = f"{flat} of {count} runs plateaued."
+    lines[5] = f"{flat} of {count} runs plateaued.\n"
     return "\n".join(lines) + "\n"
 
 
