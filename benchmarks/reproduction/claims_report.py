@@ -120,12 +120,13 @@ def claim_a(rows: dict) -> tuple[dict, str, dict]:
             if not ours:
                 continue
             test = paired(base, ours)
-            if epochs == 24:
+            if epochs == 24 and test["n"] == len(base):
                 converged = abs(test["median_diff"]) < 0.01
             lines.append(f"| {epochs} | {np.mean(list(ours.values())):.3f} | "
                          + ("–" if epochs == 12 else f"{test['median_diff']:+.3f} (p {fmt_p(test['p'])})") + " |")
         lines.append("")
-        budget_lines = [f"doubling the classifiers' epochs changes the Dice by less than 0.01: "
+        budget_lines = ["budget check pending" if converged is None else
+                        f"doubling the classifiers' epochs changes the Dice by less than 0.01: "
                         f"{'yes' if converged else 'no'}"]
     best_gain = max(gains)
     held = [f"K = {k}" for (k, n), (m, _, _) in at_least.items() if n == 0.3 and m >= 0.9]
@@ -195,7 +196,7 @@ def claim_b(rows: dict) -> tuple[dict, str, dict]:
                "ours": "; ".join(f"completed {tests[a]['mean_b']:.3f} vs {a} {tests[a]['mean_a']:.3f}" for a in others),
                "verdict": verdict_text}
     curves = {"claim b: training labels": {a: r["curve"] for a, r in arms.items() if r.get("curve")}}
-    if "sparse" in arms and verdicts.get("sparse") != "holds" and quality:
+    if "sparse" in arms and "nearest" in arms and verdicts.get("sparse") != "holds" and quality:
         lines += ["", _why_b(arms, quality)]
     lines += ["", f"![validation curves]({IMAGES}/curves_b.png)", ""]
     return summary, "\n".join(lines), curves
@@ -211,11 +212,16 @@ def _why_b(arms: dict, quality: dict) -> str:
     label_quality = {name: np.mean([m[worst]["dice"] for m in quality[name].values() if finite(m[worst]["dice"])])
                      for name in ("completed", "nearest")}
     others = ", ".join(f"{c} {diffs[c]['median_diff']:+.3f}" for c in classes if c != worst)
-    return (f"**Why not against the sparse labels.** The difference is the {worst.replace('_', ' ')}: completed "
-            f"minus sparse {diffs[worst]['median_diff']:+.3f} Dice (median over the held-out cases; {others}). The "
+    near = paired(case_scores(arms["nearest"], classes=[worst]), case_scores(arms["completed"], classes=[worst]))
+    return (f"**Why it does not hold.** The difference is the {worst.replace('_', ' ')}: completed "
+            f"minus sparse {diffs[worst]['median_diff']:+.3f} Dice (median over the held-out cases; {others}), "
+            f"completed minus nearest {near['median_diff']:+.3f}. The "
             f"completed training labels of the {worst.replace('_', ' ')} agree with the truth at Dice "
-            f"{label_quality['completed']:.3f} (nearest-slice copy {label_quality['nearest']:.3f}): a model trained on "
-            "them learns the completion's errors as if they were anatomy, on every slice. The sparse model is trained "
+            f"{label_quality['completed']:.3f}, the nearest-slice copy at {label_quality['nearest']:.3f}: at "
+            "2.0 mm with every 8th slice (16 mm between annotated slices) the completion of this small structure is "
+            "worse than copying the nearest "
+            "slice, and a model trained on either learns its label's errors as if they were anatomy, on every slice. "
+            "The sparse model is trained "
             "only on the annotated slices (the ignore label leaves the rest out of the loss), where the "
             "labels are exact except on the corrupted 30 %, and the network itself carries the shape from case to "
             "case and slice to slice; across 10 training cases that generalises better than one completion per case.")
