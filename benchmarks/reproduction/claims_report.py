@@ -24,6 +24,13 @@ def _by_arm(rows: list[dict], **match) -> dict[str, dict]:
     return {r["arm"]: r for r in rows if "cases" in r and all(r.get(k) == v for k, v in match.items())}
 
 
+def _unconverged(arms: dict[str, dict]) -> str:
+    """' (provisional: not plateaued: ...)' for the arms whose curve (or stage-1 curve) failed the plateau rule."""
+    names = [arm for arm, row in arms.items() if (row.get("plateau") and not row["plateau"]["plateaued"])
+             or (row.get("stage1_plateau") and not row["stage1_plateau"]["plateaued"])]
+    return f" (provisional: {', '.join(names)} not plateaued by the rule)" if names else ""
+
+
 def _test_line(name: str, test: dict, adjusted: float | None, unit: str = "Dice") -> str:
     return (f"- {name}: median paired difference {test['median_diff']:+.3f} {unit} over {test['n']} cases, "
             f"Wilcoxon p = {fmt_p(test['p'])}, Holm-adjusted p = {fmt_p(adjusted)}: "
@@ -198,6 +205,7 @@ def claim_b(rows: dict) -> tuple[dict, str, dict]:
     verdict_text += " (" + "; ".join(f"vs {a}: {v}" for a, v in verdicts.items()) + ")"
     if len(others) < 2:
         verdict_text += "; pending arms"
+    verdict_text += _unconverged(arms)
     summary = {"claim": "(b) " + text, "paper": "direction only (no number in the brief)",
                "ours": "; ".join(f"completed {tests[a]['mean_b']:.3f} vs {a} {tests[a]['mean_a']:.3f}" for a in others),
                "verdict": verdict_text}
@@ -267,7 +275,8 @@ def claim_c(rows: dict) -> tuple[dict, str, dict]:
     verdict_text = ("**holds**" if complete and all(v == "holds" for v in verdicts) else
                     "**does not hold**" if complete and not any(v == "holds" for v in verdicts) else
                     "**partly**" if complete else "pending") + " (" + "; ".join(
-        f"{n.split(': ')[0]} vs {n.split('minus ')[1]}: {v}" for n, v in zip(names, verdicts, strict=True)) + ")"
+        f"{n.split(': ')[0]} vs {n.split('minus ')[1]}: {v}" for n, v in zip(names, verdicts, strict=True)) + ")" + \
+        _unconverged({f"{r} {a}": row for r, arms in regimes.items() for a, row in arms.items()})
     curves = {f"claim c: {regime} labels": {a: r["curve"] for a, r in arms.items() if r.get("curve")}
               for regime, arms in regimes.items() if arms}
     lines += [f"![validation curves]({IMAGES}/curves_c.png)", ""]
@@ -376,7 +385,8 @@ def claim_d(rows: dict) -> tuple[dict, str, dict]:
     verdict_text = ("pending" if not family else
                     ("**holds**" if all(v == "holds" for v in verdicts) else
                      "**does not hold**" if not any(v == "holds" for v in verdicts) else "**partly**")
-                    + " (" + "; ".join(f"{n.split(':')[0]}: {v}" for n, v in zip(names, verdicts, strict=True)) + ")")
+                    + " (" + "; ".join(f"{n.split(':')[0]}: {v}" for n, v in zip(names, verdicts, strict=True)) + ")"
+                    + _unconverged({f"{st} {a}": row for st, arms in segs.items() for a, row in arms.items()}))
     curves = {f"claim d: vessels {s}": {a: r["curve"] for a, r in arms.items() if r.get("curve")}
               for s, arms in segs.items() if arms}
     if translators:
@@ -486,7 +496,7 @@ def claim_e(rows: dict) -> tuple[dict, str, dict]:
         ours_parts.append(f"{task}: best `{order[0]}` (mean Dice {best_dice:.3f}); `{claimed}` ranks "
                           f"{position or '–'}/{len(order)}")
         if complete:
-            verdict_parts.append(f"{task}: {'holds' if position == 1 else 'does not hold'}")
+            verdict_parts.append(f"{task}: {'holds' if position == 1 else 'does not hold'}" + _unconverged(arms))
         else:
             verdict_parts.append(f"{task}: pending ({len(arms)}/{len(LOSSES)})")
         curves[f"claim e: {task}"] = {loss: arms[loss]["curve"] for loss in order if arms[loss].get("curve")}
@@ -529,9 +539,17 @@ def claim_f(rows: dict) -> tuple[dict, str, dict]:
         verdicts = [verdict(t, a) for t, a in zip(family, adjusted, strict=True)]
         verdict_text = ("**holds**" if all(v == "holds" for v in verdicts) else
                         "**does not hold**" if not any(v == "holds" for v in verdicts) else "**partly**") + \
-            " (" + "; ".join(f"{n.split(':')[0]}: {v}" for n, v in zip(names, verdicts, strict=True)) + ")"
+            " (" + "; ".join(f"{n.split(':')[0]}: {v}" for n, v in zip(names, verdicts, strict=True)) + ")" + \
+            _unconverged(arms)
         ours = "; ".join(f"{n.split(':')[0]} {t['mean_a']:.3f} -> {t['mean_b']:.3f}"
                          for n, t in zip(names, family, strict=True))
+        hd = [paired(case_scores(arms["single stage"], "hd95", [c]), case_scores(arms["cascade"], "hd95", [c]))
+              for c in classes]
+        lines.append("- HD95 (mm), cascade minus single stage, not in the family: " + "; ".join(
+            f"{c} median {t['median_diff']:+.2f} (p {fmt_p(t['p'])})" for c, t in zip(classes, hd, strict=True)) + ".")
+        lines.append(f"- Training time: single stage {arms['single stage']['train_seconds'] / 60:.1f} min, cascade "
+                     f"{arms['cascade']['train_seconds'] / 60:.1f} min (both stages, same iterations: stage 2 trains "
+                     "on crops).")
     else:
         verdict_text, ours = "pending", "pending"
     curves = {"claim f: basal ganglia": {a: r["curve"] for a, r in arms.items() if r.get("curve")}}
