@@ -79,26 +79,34 @@ def main() -> None:
         write_section(args.docs, TITLE, section)
 
 
-def complete_dataset(sparse: Path, out: Path) -> float:
-    """``versaseg complete`` every sparse training label into a copy of the dataset without the ignore label."""
-    started = time.perf_counter()
+def dataset_without_labels(source: Path, out: Path) -> dict:
+    """``out`` with source's images and test labels (copied) and an empty labelsTr; source's dataset.json spec
+    without the ignore label, for the caller to write once the training labels are in place."""
     (out / "labelsTr").mkdir(parents=True, exist_ok=True)
     for folder in ("imagesTr", "imagesTs", "labelsTs"):
-        if (sparse / folder).exists() and not (out / folder).exists():
-            shutil.copytree(sparse / folder, out / folder)
-    spec = json.loads((sparse / "dataset.json").read_text())
+        if (source / folder).exists() and not (out / folder).exists():
+            shutil.copytree(source / folder, out / folder)
+    spec = json.loads((source / "dataset.json").read_text())
     spec["labels"] = {name: value for name, value in spec["labels"].items() if name != "ignore"}
     spec.pop("versaseg_degrade", None)
-    (out / "dataset.json").write_text(json.dumps(spec, indent=2))
+    return spec
+
+
+def complete_dataset(sparse: Path, out: Path, run=versaseg) -> float:
+    """``versaseg complete`` every sparse training label into a copy of the dataset without the ignore label
+    (``run(*args)`` runs the CLI; cases already completed are kept); dataset.json is written last. The wall time."""
+    started = time.perf_counter()
+    spec = dataset_without_labels(sparse, out)
     for label in sorted((sparse / "labelsTr").glob("*.nii.gz")):
         target = out / "labelsTr" / label.name
         if target.exists():
             continue
         case = label.name.removesuffix(".nii.gz")
         images = sorted((sparse / "imagesTr").glob(f"{case}_*.nii.gz"))
-        versaseg("complete", *map(str, images), "--label", str(label), "--ignore-label", str(IGNORE),
-                 "--out", str(target), "--report", str(out / f"{case}_report.json"), "--overwrite")
+        run("complete", *map(str, images), "--label", str(label), "--ignore-label", str(IGNORE),
+            "--out", str(target), "--report", str(out / f"{case}_report.json"), "--overwrite")
         print(f"completed {case}", flush=True)
+    (out / "dataset.json").write_text(json.dumps(spec, indent=2))
     return time.perf_counter() - started
 
 

@@ -77,32 +77,14 @@ def degraded(full: Path, out: Path, every: int = 8, noise: float = 0.3) -> Path:
     return out
 
 
-def _copy_dataset_without_labels(source: Path, out: Path) -> dict:
-    """``out`` with source's images and test labels and a dataset.json without the ignore label; the spec."""
-    (out / "labelsTr").mkdir(parents=True, exist_ok=True)
-    for folder in ("imagesTr", "imagesTs", "labelsTs"):
-        if (source / folder).exists() and not (out / folder).exists():
-            shutil.copytree(source / folder, out / folder)
-    spec = json.loads((source / "dataset.json").read_text())
-    spec["labels"] = {name: value for name, value in spec["labels"].items() if name != "ignore"}
-    spec.pop("versaseg_degrade", None)
-    return spec
-
-
 def completed(sparse: Path, out: Path) -> tuple[Path, dict]:
-    """Every sparse training label completed by ``versaseg complete`` (defaults, ignore-label convention); the
-    dataset and the per-case wall times."""
-    spec = _copy_dataset_without_labels(sparse, out)
-    seconds = {}
-    for label in sorted((sparse / "labelsTr").glob("*.nii.gz")):
-        target = out / "labelsTr" / label.name
-        if target.exists():
-            continue
-        case = label.name.removesuffix(".nii.gz")
-        images = sorted((sparse / "imagesTr").glob(f"{case}_*.nii.gz"))
-        seconds[case] = step("complete", *map(str, images), "--label", str(label), "--ignore-label", str(IGNORE),
-                             "--out", str(target), "--report", str(out / f"{case}_report.json"), "--overwrite")
-    (out / "dataset.json").write_text(json.dumps(spec, indent=2))
+    """Every sparse training label completed by ``versaseg complete`` (defaults, ignore-label convention, via
+    benchmarks/incomplete_training.py); the dataset and the per-case completion seconds from the reports."""
+    from incomplete_training import complete_dataset
+
+    complete_dataset(sparse, out, run=step)
+    seconds = {report.name.removesuffix("_report.json"): json.loads(report.read_text())["seconds"]
+               for report in sorted(out.glob("*_report.json"))}
     return out, seconds
 
 
@@ -110,12 +92,13 @@ def nearest_filled(sparse: Path, out: Path) -> Path:
     """Every sparse training label made dense by copying the nearest annotated slice (the noisy labels as a
     dense volume: what a model trained on "the incomplete labels" without an ignore label sees)."""
     import nibabel as nib
+    from incomplete_training import dataset_without_labels
 
     from versaseg.data.slice_interpolation import nearest_slice_copy
 
     if (out / "dataset.json").exists():
         return out
-    spec = _copy_dataset_without_labels(sparse, out)
+    spec = dataset_without_labels(sparse, out)
     for label in sorted((sparse / "labelsTr").glob("*.nii.gz")):
         nii = nib.load(label)
         data = np.asarray(nii.dataobj)

@@ -68,3 +68,56 @@ def test_store_resumes_past_a_line_cut_by_a_kill(tmp_path):
     assert [r["key"] for r in rows] == ["x|1", "x|3"]
     assert rows[1]["commit"] and rows[1]["machine"] and rows[1]["date"]
     assert json.loads(store.path.read_text().splitlines()[-1])["value"] == 3
+
+
+def _sparse_dataset(root: Path) -> Path:
+    """A 2-case dataset whose training labels keep axial slices 1 and 5 of 7 (the rest hold the ignore label 9)."""
+    import nibabel as nib
+
+    for folder in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
+        (root / folder).mkdir(parents=True)
+    for case in ("synth_000", "synth_001"):
+        image = np.random.default_rng(0).random((6, 6, 7)).astype(np.float32)
+        nib.save(nib.Nifti1Image(image, np.eye(4)), root / "imagesTr" / f"{case}_0000.nii.gz")
+        label = np.full((6, 6, 7), 9, np.uint8)
+        label[..., 1], label[..., 5] = 1, 2
+        nib.save(nib.Nifti1Image(label, np.eye(4)), root / "labelsTr" / f"{case}.nii.gz")
+    (root / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "a": 1, "b": 2, "ignore": 9},
+                                                   "versaseg_degrade": {"every": 4}}))
+    return root
+
+
+def test_nearest_filled_copies_the_nearest_kept_slice_and_drops_the_ignore_label(tmp_path):
+    import nibabel as nib
+    import studies
+
+    out = studies.nearest_filled(_sparse_dataset(tmp_path / "sparse"), tmp_path / "nearest")
+    dense = np.asarray(nib.load(out / "labelsTr" / "synth_000.nii.gz").dataobj)
+    assert [int(dense[0, 0, z]) for z in range(7)] == [1, 1, 1, 1, 2, 2, 2]  # slice 3 ties: the lower slice wins
+    assert json.loads((out / "dataset.json").read_text())["labels"] == {"background": 0, "a": 1, "b": 2}
+    assert (out / "imagesTr" / "synth_001_0000.nii.gz").exists() and (out / "labelsTs").is_dir()
+
+
+def test_completed_keeps_finished_cases_and_reads_seconds_from_the_reports(tmp_path, monkeypatch):
+    import studies
+
+    sparse = _sparse_dataset(tmp_path / "sparse")
+    out = tmp_path / "completed"
+    calls = []
+
+    def fake_complete(*args: str) -> float:  # stands in for `versaseg complete ... --out T --report R`
+        calls.append(args)
+        target, report = Path(args[args.index("--out") + 1]), Path(args[args.index("--report") + 1])
+        assert args[args.index("--ignore-label") + 1] == "9" and not (out / "dataset.json").exists()
+        target.write_bytes(b"label")
+        report.write_text(json.dumps({"seconds": 12.5}))
+        return 14.0
+
+    monkeypatch.setattr(studies, "step", fake_complete)
+    (out / "labelsTr").mkdir(parents=True)
+    (out / "labelsTr" / "synth_000.nii.gz").write_bytes(b"done before a kill")
+    (out / "synth_000_report.json").write_text(json.dumps({"seconds": 11.0}))
+    dataset, seconds = studies.completed(sparse, out)
+    assert [a[0] for a in calls] == ["complete"] and "synth_001.nii.gz" in calls[0][calls[0].index("--out") + 1]
+    assert seconds == {"synth_000": 11.0, "synth_001": 12.5}
+    assert json.loads((dataset / "dataset.json").read_text())["labels"] == {"background": 0, "a": 1, "b": 2}
