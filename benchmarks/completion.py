@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -89,7 +90,7 @@ def main() -> None:
         row = run_one(case, axis, every, noise, method, args.results)
         if row is None:
             continue
-        row["commit"] = _commit()
+        row["commit"], row["machine"] = _commit(), f"{cpu_model()}, {os.cpu_count()} cores"
         append_result(args.results, row)
         mean = np.mean([row["dice"][str(c)] for c in CLASSES])
         print(f"[{number}/{len(todo)}] {row['key']}: mean Dice {mean:.3f}, {row['seconds']:.1f} s", flush=True)

@@ -40,7 +40,9 @@ def current(claim: str, rows: list[dict]) -> list[dict]:
 
 
 def header(rows: dict) -> str:
-    machines = sorted({r.get("machine", "?") for claim in "abcdef" for r in rows[claim]})
+    machines = sorted({r["machine"] for claim in "abcdef" for r in rows[claim] if "machine" in r})
+    if any("machine" not in r for claim in "abcdef" for r in rows[claim]):
+        machines.append("not recorded by older completion.py rows")
     commits = sorted({r.get("commit", "?") for claim in "abcdef" for r in rows[claim]})
     return "\n".join([
         "# Reproducing the research's claims", "",
