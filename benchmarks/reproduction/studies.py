@@ -31,10 +31,10 @@ SEG_EPOCHS = 40  # the default of the claims not listed
 SEG_ITERATIONS = 25
 
 
-def seg(claim: str, epochs: int | None = None) -> list[str]:
+def seg(claim: str, epochs: int | None = None, seed: int = 0) -> list[str]:
     """The common training options of a claim's segmentation models."""
     return ["--dim", "2d", "--axis", "2", "--epochs", str(epochs or EPOCHS[claim]), "--iterations",
-            str(SEG_ITERATIONS), "--val-fraction", "0.2", "--seed", "0"]
+            str(SEG_ITERATIONS), "--val-fraction", "0.2", "--seed", str(seed)]
 IGNORE = 9
 VESSELS = 4  # the 'brain' label set's vessel value
 
@@ -394,21 +394,29 @@ LOSSES = ("ce", "ce_inverse", "ce_median", "ce_focal", "ce_dtm", "ce_dpt",
           "dice", "dice_inverse", "dice_median", "dice_focal", "dice_dtm", "dice_dpt")
 
 
+STABILITY_LOSSES = ("ce", "ce_focal", "dice", "dice_focal")  # focal weighting against its unweighted base
+STABILITY_SEEDS = (1, 2)  # with seed 0 of the main runs: 3 seeds per loss
+
+
 def claim_e() -> list[Job]:
     """The 12 losses, each trained once at the same budget, binary (vessels, channels T1 T2 TOF) and multi-class
-    (cerebrum, cerebellum, brainstem, vessels); 8 test cases."""
-    def run_loss(task: str, loss: str) -> Callable[[], dict]:
+    (cerebrum, cerebellum, brainstem, vessels); 16 test cases. Then the stability check: the binary task's focal
+    losses and their unweighted bases trained with two more seeds, so that run-to-run spread can be tested."""
+    def run_loss(task: str, loss: str, seed: int = 0) -> Callable[[], dict]:
         def run() -> dict:
             data = brain2()
             if task == "binary":
                 data = vessel_subset(data, ("T1", "T2", "TOF"), WORK / "e_vessels")
-            row = train_predict_evaluate(data, data, WORK / f"e_{task}_{loss}_E{EPOCHS['e']}",
-                                         [*seg("e"), "--loss", loss])
-            return {"task": task, "arm": loss, **row}
+            suffix = "" if seed == 0 else f"_seed{seed}"
+            row = train_predict_evaluate(data, data, WORK / f"e_{task}_{loss}_E{EPOCHS['e']}{suffix}",
+                                         [*seg("e", seed=seed), "--loss", loss])
+            return {"task": task, "arm": loss, "seed": seed, **row}
         return run
 
-    return [Job("e", f"e|{task}|{loss}|E{EPOCHS['e']}|seed0", run_loss(task, loss), 11)
+    jobs = [Job("e", f"e|{task}|{loss}|E{EPOCHS['e']}|seed0", run_loss(task, loss), 11)
             for task in ("binary", "multiclass") for loss in LOSSES]
+    return jobs + [Job("e", f"e|binary|{loss}|E{EPOCHS['e']}|seed{seed}", run_loss("binary", loss, seed), 11)
+                   for seed in STABILITY_SEEDS for loss in STABILITY_LOSSES]
 
 
 # ------------------------------------------------------------------------------------------------------ claim c

@@ -121,3 +121,28 @@ def test_completed_keeps_finished_cases_and_reads_seconds_from_the_reports(tmp_p
     assert [a[0] for a in calls] == ["complete"] and "synth_001.nii.gz" in calls[0][calls[0].index("--out") + 1]
     assert seconds == {"synth_000": 11.0, "synth_001": 12.5}
     assert json.loads((dataset / "dataset.json").read_text())["labels"] == {"background": 0, "a": 1, "b": 2}
+
+
+def _loss_row(loss: str, seed: int, dice: list[float]) -> dict:
+    return {"task": "binary", "arm": loss, "seed": seed, "curve": {"val_dice_mean": [0.1, 0.5, 0.6, 0.6]},
+            "cases": {f"case{i}": {"vessels": {"dice": d}, "mean foreground": {"dice": d}} for i, d in enumerate(dice)}}
+
+
+def test_stability_check_tests_the_seed_spread_per_case_and_reads_focal_steadier_as_holds():
+    import claims_report
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.6, 0.8, 10)
+    rows = []
+    for seed in (0, 1, 2):
+        rows.append(_loss_row("ce", seed, list(base + rng.normal(0, 0.05, 10))))  # seed-dependent
+        rows.append(_loss_row("ce_focal", seed, list(base + 0.001 * seed)))  # nearly the same every seed
+    for seed in (0, 1):  # the other pair is not complete: it is left out, and the verdict says so
+        rows += [_loss_row("dice", seed, list(base)), _loss_row("dice_focal", seed, list(base))]
+    spread = claims_report.seed_spread([r for r in rows if r["arm"] == "ce_focal"])
+    assert spread["case0"] == pytest.approx(np.std([0.0, 0.001, 0.002]), abs=1e-9)
+    lines, verdict = claims_report._e_stability(rows)
+    assert verdict == "stabilising: ce_focal: holds (pending the other pair)"
+    assert any("spread of `ce` minus spread of `ce_focal`" in line and "10 cases" in line for line in lines)
+    flipped = [{**r, "arm": {"ce": "ce_focal", "ce_focal": "ce"}.get(r["arm"], r["arm"])} for r in rows]
+    assert claims_report._e_stability(flipped)[1].startswith("stabilising: ce_focal: reversed")
