@@ -355,6 +355,7 @@ def claim_d(rows: dict) -> tuple[dict, str, dict]:
                 cells = [mean_sd([q[region][m] for q in row["quality"].values()]) for m in ("mae", "psnr", "ssim")]
                 lines.append(f"| {arm} | {row['pairs']} | {region} | " + " | ".join(cells) + " |")
         lines.append("")
+        lines += _d_separability([r for r in runs if r["arm"].startswith("vessel separability")])
         for arm in translators:
             setting = arm.split()[-1]
             lines.append(f"![{arm}]({IMAGES}/d_translation_{setting}.png)")
@@ -395,6 +396,21 @@ def claim_d(rows: dict) -> tuple[dict, str, dict]:
     ours = "; ".join(f"{n}: {t['mean_a']:.3f} -> {t['mean_b']:.3f}" for n, t in zip(names, family, strict=True))
     return ({"claim": "(d) " + text, "paper": "direction only (no number in the brief)", "ours": ours or "pending",
              "verdict": verdict_text}, "\n".join(lines), curves)
+
+
+def _d_separability(rows: list[dict]) -> list[str]:
+    """What each channel tells about the vessels: the AUC of vessel against band voxels, per channel."""
+    if not rows:
+        return []
+    channels = ("T2", "TOF", "synthetic TOF")
+    lines = ["How well each channel's intensity alone separates the vessel voxels from the rest of the vessel band "
+             "(AUC over the held-out cases, mean ± sd; 0.5 = no information, below 0.5 = vessels darker, as flow "
+             "voids in heavy T2 are):", "", "| pix2pix | " + " | ".join(f"AUC {c}" for c in channels) + " |",
+             "|---|" + "---:|" * len(channels)]
+    for row in rows:
+        lines.append(f"| {row['setting']} | " + " | ".join(mean_sd([a[c] for a in row["auc"].values()])
+                                                          for c in channels) + " |")
+    return [*lines, ""]
 
 
 # ---------------------------------------------------------------------------------------------------------- (e)
