@@ -146,3 +146,25 @@ def test_stability_check_tests_the_seed_spread_per_case_and_reads_focal_steadier
     assert any("spread of `ce` minus spread of `ce_focal`" in line and "10 cases" in line for line in lines)
     flipped = [{**r, "arm": {"ce": "ce_focal", "ce_focal": "ce"}.get(r["arm"], r["arm"])} for r in rows]
     assert claims_report._e_stability(flipped)[1].startswith("stabilising: ce_focal: reversed")
+
+
+def test_vessel_separability_reads_bright_dark_and_uninformative_channels(tmp_path):
+    import nibabel as nib
+    import studies
+
+    data, augmented = tmp_path / "data", tmp_path / "augmented"
+    for folder in (data / "imagesTs", data / "labelsTs", augmented / "imagesTs"):
+        folder.mkdir(parents=True)
+    labels = np.ones((12, 12, 6), np.uint8)
+    labels[5:7, :, :] = studies.VESSELS  # a tube of vessel voxels inside the brain
+    rng = np.random.default_rng(0)
+    vessel = labels == studies.VESSELS
+    channels = {(data, 1): np.where(vessel, 0.0, 1.0),  # T2: flow voids
+                (data, 2): np.where(vessel, 1.0, 0.0),  # TOF: bright vessels
+                (augmented, 3): rng.random(labels.shape)}  # a generator that learned nothing
+    for (folder, channel), image in channels.items():
+        nib.save(nib.Nifti1Image(image.astype(np.float32), np.eye(4)), folder / "imagesTs" / f"c_{channel:04d}.nii.gz")
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), data / "labelsTs" / "c.nii.gz")
+    auc = studies.vessel_separability(data, augmented)["c"]
+    assert auc["T2"] == 0.0 and auc["TOF"] == 1.0
+    assert 0.35 < auc["synthetic TOF"] < 0.65
