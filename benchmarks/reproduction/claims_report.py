@@ -456,6 +456,16 @@ def loss_ranking(runs: dict[str, dict]) -> dict:
     return summary
 
 
+def _against_claimed(arms: dict[str, dict], claimed: str) -> list[tuple[str, str]]:
+    """Each other loss minus the claimed best, paired over the held-out cases' mean Dice, Holm over the family:
+    (test line, the loss's name when it is significantly better than the claimed one, else '')."""
+    others = [loss for loss in arms if loss != claimed]
+    tests = [paired(case_scores(arms[claimed]), case_scores(arms[loss])) for loss in others]
+    adjusted = holm([t["p"] for t in tests])
+    return [(_test_line(f"`{loss}` minus `{claimed}`", t, a), loss if verdict(t, a) == "holds" else "")
+            for loss, t, a in zip(others, tests, adjusted, strict=True)]
+
+
 def roughness(curve: dict) -> float:
     """Mean absolute change of the validation mean Dice between consecutive epochs over the second half of
     training: how unsteady the learning is once the model is past its first rise."""
@@ -512,8 +522,17 @@ def claim_e(rows: dict) -> tuple[dict, str, dict]:
         best_dice = np.mean(list(case_scores(arms[order[0]]).values()))
         ours_parts.append(f"{task}: best `{order[0]}` (mean Dice {best_dice:.3f}); `{claimed}` ranks "
                           f"{position or '–'}/{len(order)}")
+        head_to_head = _against_claimed(arms, claimed) if claimed in arms else []
+        if head_to_head:
+            lines += [f"Every other loss against `{claimed}` (mean Dice per held-out case; Holm over the "
+                      f"{len(head_to_head)} tests):", "", *[line for line, _ in head_to_head], ""]
         if complete:
-            verdict_parts.append(f"{task}: {'holds' if position == 1 else 'does not hold'}" + _unconverged(arms))
+            better = [name for _, name in head_to_head if name]
+            word = ("holds" if position == 1 and not better else
+                    f"does not hold ({', '.join(f'`{b}`' for b in better)} significantly better)" if better else
+                    f"does not hold as stated (`{claimed}` ranks {position}; no loss is significantly better "
+                    "after Holm: the data do not separate the top losses)")
+            verdict_parts.append(f"{task}: {word}" + _unconverged(arms))
         else:
             verdict_parts.append(f"{task}: pending ({len(arms)}/{len(LOSSES)})")
         curves[f"claim e: {task}"] = {loss: arms[loss]["curve"] for loss in order if arms[loss].get("curve")}

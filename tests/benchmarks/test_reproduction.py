@@ -168,3 +168,15 @@ def test_vessel_separability_reads_bright_dark_and_uninformative_channels(tmp_pa
     auc = studies.vessel_separability(data, augmented)["c"]
     assert auc["T2"] == 0.0 and auc["TOF"] == 1.0
     assert 0.35 < auc["synthetic TOF"] < 0.65
+
+
+def test_against_claimed_names_only_losses_significantly_better_after_holm():
+    import claims_report
+
+    base = np.linspace(0.5, 0.8, 10)
+    arms = {"dice_focal": _loss_row("dice_focal", 0, list(base)),
+            "ce": _loss_row("ce", 0, list(base + np.linspace(0.01, 0.05, 10))),  # better on every case
+            "dice": _loss_row("dice", 0, list(base + np.tile([0.02, -0.02], 5)))}  # no better
+    result = claims_report._against_claimed(arms, "dice_focal")
+    assert [name for _, name in result] == ["ce", ""]
+    assert "Holm-adjusted p = 0.0039" in result[0][0]  # 2 x 0.00195 (10 positive differences)
