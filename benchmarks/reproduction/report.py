@@ -91,7 +91,8 @@ def convergence_table(rows: dict) -> str:
                 flat += bool(rule and rule["plateaued"])
                 gain = rule.get("gain") if rule else None
                 verdict = "yes" if rule and rule["plateaued"] else "**no**"
-                lines.append(f"| `{name.replace('|', ' · ')}` | {curve['epoch'][-1]} | {values[-1]:.3f} | "
+                unit = "" if curve.get("val_dice_mean") else " (MAE)"
+                lines.append(f"| `{name.replace('|', ' · ')}` | {curve['epoch'][-1]} | {values[-1]:.3f}{unit} | "
                              f"{'–' if gain is None else f'{gain:+.3f}'} | {verdict} |")
     lines[5] = f"{flat} of {count} runs plateaued.\n"
     return "\n".join(lines) + "\n"

@@ -359,7 +359,8 @@ def vessel_separability(data: Path, augmented: Path) -> dict:
     """Per test case and channel (heavy T2, real TOF, synthetic TOF): the AUC with which the channel's intensity
     separates vessel voxels from the other voxels of the vessel band (vessels dilated by 2 voxels, inside the
     brain); Mann-Whitney U / (n1 n2), so 0.5 = no information, above 0.5 = vessels brighter, below = darker. What
-    the synthetic channel tells a segmentation model about the vessels, in a form that does not depend on scaling."""
+    the synthetic channel tells a segmentation model about the vessels, in a form that does not depend on scaling.
+    Also ``core_fraction``: the share of vessel voxels with only vessel voxels as 6-neighbours (thick vessels)."""
     import nibabel as nib
     from scipy import ndimage, stats
 
@@ -369,7 +370,8 @@ def vessel_separability(data: Path, augmented: Path) -> dict:
         labels = np.asarray(nib.load(label).dataobj)
         vessels = labels == VESSELS
         rest = ndimage.binary_dilation(vessels, iterations=2) & (labels > 0) & ~vessels
-        rows[case] = {}
+        # how thick the vessels are on this grid: the share of vessel voxels whose 6 neighbours are all vessel
+        rows[case] = {"core_fraction": round(float(ndimage.binary_erosion(vessels).sum() / vessels.sum()), 4)}
         for name, folder, channel in (("T2", data, 1), ("TOF", data, 2), ("synthetic TOF", augmented, 3)):
             image = np.asarray(nib.load(folder / "imagesTs" / f"{case}_{channel:04d}.nii.gz").dataobj, np.float32)
             u = stats.mannwhitneyu(image[vessels], image[rest]).statistic

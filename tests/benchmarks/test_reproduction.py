@@ -168,6 +168,7 @@ def test_vessel_separability_reads_bright_dark_and_uninformative_channels(tmp_pa
     auc = studies.vessel_separability(data, augmented)["c"]
     assert auc["T2"] == 0.0 and auc["TOF"] == 1.0
     assert 0.35 < auc["synthetic TOF"] < 0.65
+    assert auc["core_fraction"] == 0.0  # a 2-voxel-thick tube has no voxel surrounded by vessel on all 6 sides
 
 
 def test_against_claimed_names_only_losses_significantly_better_after_holm():
