@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from stats import ALPHA, case_scores, finite, fmt_p, holm, mean_sd, paired, verdict
-from studies import EPOCHS, LOSSES, NETWORKS, SEG_ITERATIONS
+from studies import EPOCHS, F_BUDGETS, LOSSES, NETWORKS, SEG_ITERATIONS
 
 A_COMMAND = ('python benchmarks/completion.py --cases 3 --mni --methods "versaseg:epochs=6,versaseg:epochs=24,'
              'versaseg:epochs=48" '
@@ -13,6 +13,11 @@ A_COMMAND = ('python benchmarks/completion.py --cases 3 --mni --methods "versase
 COMPLETION_CLASSES = {"1": "cerebrum", "2": "cerebellum", "3": "brainstem", "4": "basal ganglia"}
 IMAGES = "images/reproduction"
 __all__ = ["EPOCHS", "SEG_ITERATIONS", "A_COMMAND"]
+
+
+def budgets() -> dict[str, str]:
+    """Each claim's segmentation budget in epochs, as the page states it (f runs several budgets)."""
+    return {**{c: str(e) for c, e in EPOCHS.items()}, "f": " and ".join(map(str, F_BUDGETS))}
 
 
 def _pending(claim: str, text: str, paper: str) -> tuple[dict, str, dict]:
@@ -644,35 +649,51 @@ def _e_stability(binary: list[dict]) -> tuple[list[str], str]:
 # ---------------------------------------------------------------------------------------------------------- (f)
 
 
+def _f_budget(key: str) -> int:
+    """Total epochs of a claim-f row from its key: 'f|single|E60|seed0' -> 60, 'f|cascade|E30+30|seed0' -> 60."""
+    return sum(int(n) for n in key.split("|")[2].removeprefix("E").split("+"))
+
+
+def _f_tests(arms: dict[str, dict]) -> tuple[list[str], list[dict], list, list[str]]:
+    """Cascade minus single stage per structure: names, tests, Holm-adjusted p, verdicts."""
+    classes = [c for c in next(iter(arms["cascade"]["cases"].values())) if not c.startswith("mean")]
+    family = [paired(case_scores(arms["single stage"], classes=[c]), case_scores(arms["cascade"], classes=[c]))
+              for c in classes]
+    adjusted = holm([t["p"] for t in family])
+    return ([f"{c}: cascade minus single stage" for c in classes], family, adjusted,
+            [verdict(t, a) for t, a in zip(family, adjusted, strict=True)])
+
+
 def claim_f(rows: dict) -> tuple[dict, str, dict]:
     text = "the two-stage cascade improves the basal ganglia over a single stage"
-    arms = _by_arm(rows["f"])
-    if not arms:
+    budgets: dict[int, dict[str, dict]] = {}
+    for row in rows["f"]:
+        if "cases" in row:
+            budgets.setdefault(_f_budget(row["key"]), {})[row["arm"]] = row
+    if not budgets:
         return _pending("f", text, "direction only")
+    complete = sorted(b for b, arms in budgets.items() if {"single stage", "cascade"} <= set(arms))
+    main = complete[-1] if complete else max(budgets)
+    arms = budgets[main]
     lines = [f"## (f) {text}", "",
              "`python benchmarks/reproduce.py run --claims f`: caudate, putamen, pallidum "
              "(`--label-set basal-ganglia`, 10 training and 8 held-out cases at 1.5 mm). Single stage: the 2D "
-             f"`unet` on whole axial slices, {EPOCHS['f']} epochs. Cascade (`versaseg cascade train`, defaults: "
-             "stage 1 at 4 mm on the merged "
-             f"structures, stage 2 on full-resolution crops): {EPOCHS['f'] // 2} + {EPOCHS['f'] // 2} epochs, the "
-             "same number of iterations.", "", *_class_table(arms), ""]
-    family, names = [], []
-    if "single stage" in arms and "cascade" in arms:
-        classes = [c for c in next(iter(arms["cascade"]["cases"].values())) if not c.startswith("mean")]
-        for c in classes:
-            family.append(paired(case_scores(arms["single stage"], classes=[c]),
-                                 case_scores(arms["cascade"], classes=[c])))
-            names.append(f"{c}: cascade minus single stage")
-        adjusted = holm([t["p"] for t in family])
-        lines += [f"Tests (Dice per case and structure; Holm over the {len(family)} structures):", ""]
+             "`unet` on whole axial slices for the budget's epochs. Cascade (`versaseg cascade train`, defaults: "
+             "stage 1 at 4 mm on the merged structures, stage 2 on full-resolution crops): half the epochs per "
+             f"stage, the same number of iterations. Budgets run: {', '.join(map(str, sorted(budgets)))} epochs; "
+             f"the verdict is read at {main}.", "", f"**{main} epochs**", "", *_class_table(arms), ""]
+    if main in complete:
+        names, family, adjusted, verdicts = _f_tests(arms)
+        lines += [f"Tests at {main} epochs (Dice per case and structure; Holm over the {len(family)} structures):",
+                  ""]
         lines += [_test_line(n, t, a) for n, t, a in zip(names, family, adjusted, strict=True)]
-        verdicts = [verdict(t, a) for t, a in zip(family, adjusted, strict=True)]
         verdict_text = ("**holds**" if all(v == "holds" for v in verdicts) else
                         "**does not hold**" if not any(v == "holds" for v in verdicts) else "**partly**") + \
             " (" + "; ".join(f"{n.split(':')[0]}: {v}" for n, v in zip(names, verdicts, strict=True)) + ")" + \
             _unconverged(arms)
-        ours = "; ".join(f"{n.split(':')[0]} {t['mean_a']:.3f} -> {t['mean_b']:.3f}"
-                         for n, t in zip(names, family, strict=True))
+        ours = f"{main} epochs: " + "; ".join(f"{n.split(':')[0]} {t['mean_a']:.3f} -> {t['mean_b']:.3f}"
+                                              for n, t in zip(names, family, strict=True))
+        classes = [n.split(":")[0] for n in names]
         hd = [paired(case_scores(arms["single stage"], "hd95", [c]), case_scores(arms["cascade"], "hd95", [c]))
               for c in classes]
         lines.append("- HD95 (mm), cascade minus single stage, not in the family: " + "; ".join(
@@ -680,11 +701,17 @@ def claim_f(rows: dict) -> tuple[dict, str, dict]:
         lines.append(f"- Training time: single stage {arms['single stage']['train_seconds'] / 60:.1f} min, cascade "
                      f"{arms['cascade']['train_seconds'] / 60:.1f} min (both stages, same iterations: stage 2 trains "
                      "on crops).")
+        for other in [b for b in complete if b != main]:
+            o_names, o_family, o_adjusted, o_verdicts = _f_tests(budgets[other])
+            lines.append(f"- At {other} epochs: " + "; ".join(
+                f"{n.split(':')[0]} {t['mean_a']:.3f} -> {t['mean_b']:.3f} (Holm p {fmt_p(a)}, {v})"
+                for n, t, a, v in zip(o_names, o_family, o_adjusted, o_verdicts, strict=True)) +
+                _unconverged(budgets[other]) + ".")
     else:
         verdict_text, ours = "pending", "pending"
-    curves = {"claim f: basal ganglia": {a: r["curve"] for a, r in arms.items() if r.get("curve")}}
+    curves = {f"claim f: basal ganglia, {main} epochs": {a: r["curve"] for a, r in arms.items() if r.get("curve")}}
     if "cascade" in arms and arms["cascade"].get("stage1_curve"):
-        curves["claim f: basal ganglia"]["cascade stage 1"] = arms["cascade"]["stage1_curve"]
+        curves[f"claim f: basal ganglia, {main} epochs"]["cascade stage 1"] = arms["cascade"]["stage1_curve"]
     lines += ["", f"![validation curves]({IMAGES}/curves_f.png)", ""]
     return ({"claim": "(f) " + text, "paper": "direction only (no number in the brief)", "ours": ours,
              "verdict": verdict_text}, "\n".join(lines), curves)

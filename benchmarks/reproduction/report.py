@@ -56,7 +56,7 @@ def header(rows: dict) -> str:
         "in the results is skipped; `status` lists what is pending). Claim a's budget runs are "
         f"`{claims.A_COMMAND}`, started by `run --claims a`.", "",
         "**How the budgets were set and judged.** Every segmentation model of a comparison has the same budget: "
-        f"the claim's epochs ({', '.join(f'{c}: {e}' for c, e in claims.EPOCHS.items())}) x "
+        f"the claim's epochs ({', '.join(f'{c}: {e}' for c, e in claims.budgets().items())}) x "
         f"{claims.SEG_ITERATIONS} batches of 16 axial slices (2D `unet`-family "
         "defaults: depth 4, base width 16; default augmentation; AdamW 2e-3, polynomial decay), validated after "
         "every epoch on the held-out fifth of the training cases. A run counts as **plateaued** when the mean "

@@ -181,3 +181,10 @@ def test_against_claimed_names_only_losses_significantly_better_after_holm():
     result = claims_report._against_claimed(arms, "dice_focal")
     assert [name for _, name in result] == ["ce", ""]
     assert "Holm-adjusted p = 0.0039" in result[0][0]  # 2 x 0.00195 (10 positive differences)
+
+
+def test_claim_f_budget_is_read_from_the_key_as_total_epochs():
+    import claims_report
+
+    assert claims_report._f_budget("f|single|E90|seed0") == 90
+    assert claims_report._f_budget("f|cascade|E45+45|seed0") == 90
