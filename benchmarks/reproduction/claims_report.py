@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from stats import ALPHA, case_scores, finite, fmt_p, holm, mean_sd, paired, verdict
-from studies import EPOCHS, F_BUDGETS, LOSSES, NETWORKS, SEG_ITERATIONS
+from studies import D_FIRST_EPOCHS, EPOCHS, F_BUDGETS, LOSSES, NETWORKS, SEG_ITERATIONS
 
 A_COMMAND = ('python benchmarks/completion.py --cases 3 --mni --methods "versaseg:epochs=6,versaseg:epochs=24,'
              'versaseg:epochs=48" '
@@ -340,7 +340,9 @@ def claim_d(rows: dict) -> tuple[dict, str, dict]:
     text = "pix2pix heavy-T2 -> angiography as an extra channel improves vessel segmentation over heavy T2 alone"
     runs = rows["d"]
     translators = {r["arm"]: r for r in runs if r["arm"].startswith("pix2pix")}
-    segs = {setting: _by_arm(runs, setting=setting) for setting in ("all10", "low4")}
+    main_budget = [r for r in runs if r["key"].endswith(f"|E{EPOCHS['d']}|seed0")]
+    segs = {setting: _by_arm(main_budget, setting=setting) for setting in ("all10", "low4")}
+    first = next((r for r in runs if r["key"] == f"d|seg|all10|T2|E{D_FIRST_EPOCHS}|seed0"), None)
     if not translators and not any(segs.values()):
         return _pending("d", text, "direction only")
     lines = [f"## (d) {text}", "",
@@ -383,6 +385,11 @@ def claim_d(rows: dict) -> tuple[dict, str, dict]:
             t = paired(case_scores(arms["T2"]), case_scores(arms["T2 + TOF"]))
             lines.append(f"- {setting}: T2 + real TOF minus T2 (reference, not in the family): median "
                          f"{t['median_diff']:+.3f}, p = {fmt_p(t['p'])}.")
+    if first is not None and "T2" in segs["all10"]:
+        check = paired(case_scores(first), case_scores(segs["all10"]["T2"]))
+        lines.append(f"- Budget check, all10, T2 alone: {D_FIRST_EPOCHS} epochs {check['mean_a']:.3f} "
+                     f"(plateau gain {first['plateau']['gain']:+.3f}), {EPOCHS['d']} epochs {check['mean_b']:.3f}: "
+                     f"median {check['median_diff']:+.3f}, p = {fmt_p(check['p'])}.")
     adjusted = holm([t["p"] for t in family])
     if family:
         lines += ["", f"Tests (vessel Dice per case; Holm over the {len(family)} comparisons):", ""]
