@@ -212,12 +212,59 @@ def claim_f() -> list[Job]:
                     "train_seconds": round(seconds, 1), "predict_seconds": round(predict_s, 1)}
         return run
 
+    def coverage(epochs: int) -> Callable[[], dict]:
+        def run() -> dict:
+            half = epochs // 2
+            from common import RESULTS, Store
+
+            rows = {r["key"]: r for r in Store(RESULTS / "reproduction_f.jsonl").rows()}
+            cascade_row = rows.get(f"f|cascade|E{half}+{half}|seed0")
+            if cascade_row is None:
+                cascade(epochs)()  # not expected: the job list puts the cascade first
+                rows = {r["key"]: r for r in Store(RESULTS / "reproduction_f.jsonl").rows()}
+                cascade_row = rows[f"f|cascade|E{half}+{half}|seed0"]
+            return {"arm": "roi coverage", "epochs": epochs,
+                    "coverage": roi_coverage(basal_ganglia15(), cascade_row["rois"])}
+        return run
+
     jobs = []
     for epochs in F_BUDGETS:
         half = epochs // 2
         jobs += [Job("f", f"f|single|E{epochs}|seed0", single(epochs), 25 * epochs / 60),
-                 Job("f", f"f|cascade|E{half}+{half}|seed0", cascade(epochs), 12 * epochs / 60)]
+                 Job("f", f"f|cascade|E{half}+{half}|seed0", cascade(epochs), 12 * epochs / 60),
+                 Job("f", f"f|roi-coverage|E{half}+{half}", coverage(epochs), 2)]
     return jobs
+
+
+def roi_coverage(data: Path, rois: list[dict]) -> dict:
+    """Per held-out case and structure: the share of the true structure's voxels inside the stage-2 box that stage 1
+    chose (``rois``: cascade_rois.json's records, boxes in the input's voxel indices), and the smallest distance in
+    voxels from the structure to a face of the box that does not lie on the volume's border (negative when the
+    structure crosses it). Whatever stage 2 cannot see, no training of stage 2 can segment: coverage below 1 is a
+    stage-1 miss; coverage 1 with room to spare means more stage-1 training could not change what stage 2 sees."""
+    import nibabel as nib
+
+    spec = json.loads((data / "dataset.json").read_text())
+    names = {int(v): k for k, v in spec["labels"].items() if int(v) > 0 and k != "ignore"}
+    out = {}
+    for record in rois:
+        labels = np.asarray(nib.load(data / "labelsTs" / f"{record['case']}.nii.gz").dataobj)
+        box = tuple(slice(a, b) for a, b in zip(record["roi_start"], record["roi_stop"], strict=True))
+        inside = np.zeros(labels.shape, bool)
+        inside[box] = True
+        out[record["case"]] = {}
+        for value, name in names.items():
+            structure = labels == value
+            where = np.argwhere(structure)
+            margins = []
+            for axis, (start, stop) in enumerate(zip(record["roi_start"], record["roi_stop"], strict=True)):
+                if start > 0:
+                    margins.append(int(where[:, axis].min()) - start)
+                if stop < labels.shape[axis]:
+                    margins.append(stop - 1 - int(where[:, axis].max()))
+            out[record["case"]][name] = {"coverage": round(float((structure & inside).sum() / structure.sum()), 5),
+                                         "margin_voxels": min(margins) if margins else None}
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------ claim d
