@@ -690,6 +690,73 @@ def _f_tests(arms: dict[str, dict]) -> tuple[list[str], list[dict], list, list[s
             [verdict(t, a) for t, a in zip(family, adjusted, strict=True)])
 
 
+def _f_coverage(rows: list[dict], budget: int) -> tuple[list[str], bool]:
+    """The line on how well stage 1 placed the stage-2 boxes at ``budget`` (the ``f|roi-coverage`` row), and whether
+    every box held every voxel of every structure with room to spare (then stage 1's own plateau does not decide
+    what stage 2 sees, and the verdict is not provisional for it)."""
+    row = next((r for r in rows if r.get("arm") == "roi coverage" and r.get("epochs") == budget), None)
+    if row is None:
+        return ["- Stage 1's boxes: coverage of the true structures not measured yet "
+                "(`f|roi-coverage` pending)."], False
+    per = row["coverage"]
+    cells = [(case, name, v) for case, structures in per.items() for name, v in structures.items()]
+    whole = [c for c in per if all(v["coverage"] >= 1 for v in per[c].values())]
+    lowest = min(cells, key=lambda cell: cell[2]["coverage"])
+    margins = [v["margin_voxels"] for _, _, v in cells if v["margin_voxels"] is not None]
+    localised = len(whole) == len(per) and bool(margins) and min(margins) >= 1
+    line = (f"- Stage 1's boxes (`f|roi-coverage`): every voxel of all three structures lies inside the stage-2 box "
+            f"in {len(whole)} of {len(per)} held-out cases")
+    line += ("" if len(whole) == len(per) else
+             f" (lowest: {lowest[1]} of {lowest[0]}, {lowest[2]['coverage'] * 100:.1f} % inside)")
+    if margins:
+        line += (f"; the structures lie at least {min(margins)} voxels (median {np.median(margins):.0f}) inside the "
+                 "box faces that are not the volume's border")
+    if localised:
+        line += (". Stage 1's validation Dice was still rising (it is listed under Convergence), but its boxes "
+                 "already contain all of every structure: more stage-1 training can only move faces that lie in "
+                 "background, so its plateau does not make this verdict provisional")
+    return [line + "."], localised
+
+
+def _why_f(arms: dict[str, dict], names: list[str], verdicts: list[str], coverage: dict | None) -> str:
+    """Why the cascade does not win every structure, from the per-case differences of the structures that did not
+    hold: how many cases it wins, the case it loses most, whether that case lost voxels (sensitivity) or gained
+    wrong ones (precision), whether stage 1's box held the structure there, and the difference without that case."""
+    single, cascade = arms["single stage"]["cases"], arms["cascade"]["cases"]
+    parts = []
+    for name, word in zip(names, verdicts, strict=True):
+        if word == "holds":
+            continue
+        structure = name.split(":")[0]
+        diffs = {case: cascade[case][structure]["dice"] - single[case][structure]["dice"] for case in single}
+        worst = min(diffs, key=diffs.get)
+        better = sum(d > 0 for d in diffs.values())
+        rest = float(np.mean([d for case, d in diffs.items() if case != worst]))
+        s_case, c_case = single[worst][structure], cascade[worst][structure]
+        text = (f"{structure}: the cascade is better in {better} of {len(diffs)} cases; its largest loss is {worst} "
+                f"({diffs[worst]:+.3f}; sensitivity {s_case['sensitivity']:.2f} -> {c_case['sensitivity']:.2f}, "
+                f"precision {s_case['precision']:.2f} -> {c_case['precision']:.2f})")
+        held = coverage and coverage.get(worst, {}).get(structure)
+        if held and held["coverage"] >= 1:
+            text += (f", although stage 1's box held all of it ({held['margin_voxels']} voxels from the nearest "
+                     "face): the loss is stage 2's own")
+        text += (f"; without {worst} the mean difference is {rest:+.3f}" +
+                 (", so one case decides the test" if rest > 0 and better >= len(diffs) - 2 else
+                  ", so the cascade is no better on this structure even without it"))
+        parts.append(text)
+    worst_cases = {min(single, key=lambda c, s=n.split(":")[0]: cascade[c][s]["dice"] - single[c][s]["dice"])
+                   for n, w in zip(names, verdicts, strict=True) if w != "holds"}
+    weakest = min(single, key=lambda c: np.mean([v["dice"] for v in single[c].values()]))
+    tail = ""
+    if worst_cases == {weakest}:
+        tail = (f" {weakest} is also the case the single stage segments worst (mean Dice "
+                f"{np.mean([v['dice'] for v in single[weakest].values()]):.3f}, against "
+                f"{np.median([np.mean([v['dice'] for v in single[c].values()]) for c in single]):.3f} for the "
+                "median case): the hardest case for both arms, and the one where stage 2, which sees only the crop, "
+                "loses more.")
+    return "**Why it holds only in part.** " + "; ".join(parts) + "." + tail
+
+
 def claim_f(rows: dict) -> tuple[dict, str, dict]:
     text = "the two-stage cascade improves the basal ganglia over a single stage"
     budgets: dict[int, dict[str, dict]] = {}
@@ -713,10 +780,13 @@ def claim_f(rows: dict) -> tuple[dict, str, dict]:
         lines += [f"Tests at {main} epochs (Dice per case and structure; Holm over the {len(family)} structures):",
                   ""]
         lines += [_test_line(n, t, a) for n, t, a in zip(names, family, adjusted, strict=True)]
+        coverage_lines, localised = _f_coverage(rows["f"], main)
+        judged = {arm: ({k: v for k, v in row.items() if k != "stage1_plateau"} if localised else row)
+                  for arm, row in arms.items()}
         verdict_text = ("**holds**" if all(v == "holds" for v in verdicts) else
                         "**does not hold**" if not any(v == "holds" for v in verdicts) else "**partly**") + \
             " (" + "; ".join(f"{n.split(':')[0]}: {v}" for n, v in zip(names, verdicts, strict=True)) + ")" + \
-            _unconverged(arms)
+            _unconverged(judged)
         ours = f"{main} epochs: " + "; ".join(f"{n.split(':')[0]} {t['mean_a']:.3f} -> {t['mean_b']:.3f}"
                                               for n, t in zip(names, family, strict=True))
         classes = [n.split(":")[0] for n in names]
@@ -727,6 +797,7 @@ def claim_f(rows: dict) -> tuple[dict, str, dict]:
         lines.append(f"- Training time: single stage {arms['single stage']['train_seconds'] / 60:.1f} min, cascade "
                      f"{arms['cascade']['train_seconds'] / 60:.1f} min (both stages, same iterations: stage 2 trains "
                      "on crops).")
+        lines += coverage_lines
         for other in [b for b in complete if b != main]:
             o_names, o_family, o_adjusted, o_verdicts = _f_tests(budgets[other])
             lines.append(f"- At {other} epochs: " + "; ".join(
@@ -738,6 +809,10 @@ def claim_f(rows: dict) -> tuple[dict, str, dict]:
     curves = {f"claim f: basal ganglia, {main} epochs": {a: r["curve"] for a, r in arms.items() if r.get("curve")}}
     if "cascade" in arms and arms["cascade"].get("stage1_curve"):
         curves[f"claim f: basal ganglia, {main} epochs"]["cascade stage 1"] = arms["cascade"]["stage1_curve"]
+    if main in complete and any(v != "holds" for v in verdicts):
+        coverage = next((r["coverage"] for r in rows["f"] if r.get("arm") == "roi coverage"
+                         and r.get("epochs") == main), None)
+        lines += ["", _why_f(arms, names, verdicts, coverage)]
     lines += ["", f"![validation curves]({IMAGES}/curves_f.png)", ""]
     return ({"claim": "(f) " + text, "paper": "direction only (no number in the brief)", "ours": ours,
              "verdict": verdict_text}, "\n".join(lines), curves)

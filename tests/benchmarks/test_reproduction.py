@@ -188,3 +188,34 @@ def test_claim_f_budget_is_read_from_the_key_as_total_epochs():
 
     assert claims_report._f_budget("f|single|E90|seed0") == 90
     assert claims_report._f_budget("f|cascade|E45+45|seed0") == 90
+
+
+def test_roi_coverage_measures_the_share_inside_the_box_and_the_room_to_its_faces(tmp_path):
+    import nibabel as nib
+    import studies
+
+    (tmp_path / "labelsTs").mkdir()
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "a": 1, "b": 2}}))
+    labels = np.zeros((20, 20, 20), np.uint8)
+    labels[5:8, 5:8, 5:8] = 1  # inside the box: 3 voxels from its low x and z faces
+    labels[14:18, 5:8, 5:8] = 2  # half of it (x 14, 15) inside a box that stops at x = 16
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), tmp_path / "labelsTs" / "c.nii.gz")
+    rois = [{"case": "c", "roi_start": [2, 0, 2], "roi_stop": [16, 20, 12]}]
+    out = studies.roi_coverage(tmp_path, rois)["c"]
+    assert out["a"] == {"coverage": 1.0, "margin_voxels": 3}  # x 5 - 2; y spans the volume: no face there
+    assert out["b"]["coverage"] == pytest.approx(0.5)
+    assert out["b"]["margin_voxels"] == 15 - 17  # the structure crosses the x face by 2 voxels
+
+
+def test_claim_f_coverage_lifts_the_provisional_mark_only_when_every_box_holds_every_structure():
+    import claims_report
+
+    full = {"c1": {"a": {"coverage": 1.0, "margin_voxels": 6}}, "c2": {"a": {"coverage": 1.0, "margin_voxels": 4}}}
+    row = {"key": "f|roi-coverage|E45+45", "arm": "roi coverage", "epochs": 90, "coverage": full}
+    lines, localised = claims_report._f_coverage([row], 90)
+    assert localised and "2 of 2 held-out cases" in lines[0] and "at least 4 voxels" in lines[0]
+    cut = {**full, "c2": {"a": {"coverage": 0.9, "margin_voxels": -1}}}
+    lines, localised = claims_report._f_coverage([{**row, "coverage": cut}], 90)
+    assert not localised and "1 of 2" in lines[0] and "a of c2, 90.0 % inside" in lines[0]
+    assert claims_report._f_coverage([row], 60) == (
+        ["- Stage 1's boxes: coverage of the true structures not measured yet (`f|roi-coverage` pending)."], False)
