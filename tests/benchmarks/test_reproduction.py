@@ -219,3 +219,15 @@ def test_claim_f_coverage_lifts_the_provisional_mark_only_when_every_box_holds_e
     assert not localised and "1 of 2" in lines[0] and "a of c2, 90.0 % inside" in lines[0]
     assert claims_report._f_coverage([row], 60) == (
         ["- Stage 1's boxes: coverage of the true structures not measured yet (`f|roi-coverage` pending)."], False)
+
+
+def test_cleansing_holds_only_when_it_raises_the_dice_significantly_and_repairs_slices():
+    import claims_report
+
+    better = {"p": 0.01, "median_diff": 0.02}
+    assert claims_report._cleanse_verdict(better, 5, 61) == (
+        "; **cleansing holds**: it repairs 5 of the 61 corrupted slices")
+    assert "does not hold**: it repairs none of the" in claims_report._cleanse_verdict(better, 0, 61)
+    assert "does not hold**: it repairs 5 of the 61" in claims_report._cleanse_verdict({**better, "p": 0.2}, 5, 61)
+    assert "does not hold" in claims_report._cleanse_verdict({"p": 0.016, "median_diff": -0.005}, 3, 61)
+    assert claims_report._cleanse_verdict(None, None, 0) == ""
