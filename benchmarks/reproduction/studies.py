@@ -290,12 +290,19 @@ def vessel_subset(source: Path, channels: tuple[str, ...], out: Path, cases: lis
     return out
 
 
+PIX2PIX_VAL_CASES = 2  # validated on 2 held-out pairs in every setting (all10: the default fraction 0.2 of 10)
+
+
 def pix2pix(data: Path, run: Path) -> dict:
-    """pix2pix T2 -> TOF (versaseg defaults) trained on ``data``'s training pairs; its validation curve."""
+    """pix2pix T2 -> TOF (versaseg defaults) trained on ``data``'s training pairs, :data:`PIX2PIX_VAL_CASES` of them
+    held out for validation (with 34 pairs the default fifth would be 7, each validated over the whole volume
+    after every epoch: 46 s of a 102 s epoch on 2 cores); its validation curve."""
     if not (run / "model.pt").exists() or not _pix2pix_done(run):
         again = ["--resume"] if (run / "checkpoint.pt").exists() else ["--overwrite"]
+        pairs = len(list((data / "imagesTr").glob("*_0001.nii.gz")))
         step("synth", "train", str(data), "--source", "T2", "--target", "TOF", "--out", str(run), "--epochs",
-             str(PIX2PIX_EPOCHS), "--iterations", str(PIX2PIX_ITERATIONS), "--seed", "0", *again)
+             str(PIX2PIX_EPOCHS), "--iterations", str(PIX2PIX_ITERATIONS), "--seed", "0",
+             "--val-fraction", f"{PIX2PIX_VAL_CASES / pairs:.4f}", *again)
     import csv
 
     with open(run / "metrics.csv") as stream:
