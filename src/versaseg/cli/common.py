@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import typer
 
-from versaseg.errors import InputError
+from versaseg.errors import InputError, short_repr
 
 F = TypeVar("F", bound=Callable)
 
@@ -111,3 +113,34 @@ def out_option(out, out_arg):
     if out is None:
         raise InputError("missing --out: where to write the result")
     return out
+
+
+# CLI parameter -> run-config field, where the names differ
+_CONFIG_FIELDS = {"iterations": "iterations_per_epoch", "lr": "learning_rate", "workers": "num_workers"}
+
+
+def warn_ignored_on_resume(ctx: typer.Context, run_dir, config) -> None:
+    """With ``--resume`` a run continues with its own ``config.json`` (only ``--epochs`` may grow it): one warning
+    line naming every option typed on this command line (``ctx``: the command's context) whose value differs from
+    the run's, so that nobody believes a changed ``--lr`` or ``--val-fraction`` took effect. ``config``: the config
+    the command line built."""
+    try:
+        saved = json.loads((Path(run_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # no readable config: the resume itself reports that
+    if not isinstance(saved, dict) or os.environ.get("RANK", "0") != "0":
+        return  # under torchrun: one line, from rank 0
+    ignored = []
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if param.name in ("epochs", "dataset") or getattr(source, "name", "") != "COMMANDLINE":
+            continue
+        field = _CONFIG_FIELDS.get(param.name, param.name)
+        if field not in saved or not hasattr(config, field):
+            continue
+        given = getattr(config, field)
+        if given != saved[field]:
+            ignored.append(f"{param.opts[0]} {short_repr(given)} (the run has {short_repr(saved[field])})")
+    if ignored:
+        typer.echo(f"warning: {run_dir}: --resume continues the run with its own settings; ignored: "
+                   + ", ".join(ignored), err=True)

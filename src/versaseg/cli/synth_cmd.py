@@ -14,6 +14,7 @@ from versaseg.cli.common import (
     renamed_option,
     user_errors,
     warn_deprecated,
+    warn_ignored_on_resume,
 )
 
 synth_app = typer.Typer(
@@ -71,6 +72,7 @@ AUGMENT_HELP = (
 
 @user_errors
 def train(
+    ctx: typer.Context,
     dataset: Path = typer.Argument(..., help="Dataset folder (nnU-Net v2 layout) whose cases hold both channels."),
     source: str = typer.Option(..., "--source", help="Input channel: name (e.g. T2) or index."),
     target: str = typer.Option(..., "--target", help="Channel to synthesise: name (e.g. TOF) or index."),
@@ -123,6 +125,8 @@ def train(
                          percentiles=number_list_option(percentiles, "--percentiles", float), val_fraction=val_fraction,
                          sample_every=sample_every, val_every=val_every, save_every=save_every, schedule=schedule,
                          grad_clip=grad_clip, num_workers=workers, seed=seed)
+    if resume:
+        warn_ignored_on_resume(ctx, out, config)
     train_synthesis(config, dataset, out, resume=resume, overwrite=overwrite, device=device)
     typer.echo(f"run written to {out}")
 

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import typer
 
-from versaseg.cli.common import AXIS_HELP, json_object_option, number_list_option, parse_axis, user_errors
+from versaseg.cli.common import (
+    AXIS_HELP,
+    json_object_option,
+    number_list_option,
+    parse_axis,
+    user_errors,
+    warn_ignored_on_resume,
+)
 from versaseg.losses.registry import LOSSES, describe_options
 
 HELP = (
@@ -21,6 +28,7 @@ HELP = (
 
 @user_errors
 def train(
+    ctx: typer.Context,
     dataset: Path = typer.Argument(..., help="Dataset folder in the nnU-Net v2 layout (dataset.json, imagesTr/, "
                                    "labelsTr/). Voxels with the 'ignore' label are left out of the loss."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to create (config.json, model.pt, "
@@ -67,7 +75,9 @@ def train(
                          loss=loss, loss_kwargs=loss_options, augmentation=augmentation, val_fraction=val_fraction,
                          val_every=val_every, seed=seed, num_workers=workers, tensorboard=tensorboard,
                          save_every=save_every)
-    if not resume:
+    if resume:
+        warn_ignored_on_resume(ctx, out, config)
+    else:
         config.validate()
     trainer = run_training(config, dataset, out, resume=resume, overwrite=overwrite, device=device)
     if trainer.dist.is_main:
