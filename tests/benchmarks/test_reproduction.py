@@ -231,3 +231,22 @@ def test_cleansing_holds_only_when_it_raises_the_dice_significantly_and_repairs_
     assert "does not hold**: it repairs 5 of the 61" in claims_report._cleanse_verdict({**better, "p": 0.2}, 5, 61)
     assert "does not hold" in claims_report._cleanse_verdict({"p": 0.016, "median_diff": -0.005}, 3, 61)
     assert claims_report._cleanse_verdict(None, None, 0) == ""
+
+
+def test_why_e_counts_the_losses_the_data_cannot_tell_from_the_best_and_names_the_weakest_class():
+    import claims_report
+
+    base = np.linspace(0.6, 0.9, 12)
+
+    def row(loss, vessels, brainstem):
+        return {"arm": loss, "cases": {f"case{i}": {"vessels": {"dice": v}, "brainstem": {"dice": b}}
+                                       for i, (v, b) in enumerate(zip(vessels, brainstem, strict=True))}}
+
+    arms = {"ce_dtm": row("ce_dtm", base, base),
+            "dice": row("dice", base + 0.05, base + 0.05),  # the best, on every case
+            "ce": row("ce", base + 0.05 + np.tile([0.001, -0.001], 6), base + 0.05),  # no different from it
+            "ce_focal": row("ce_focal", base + 0.049, base - 0.2)}  # worse, most on the brainstem
+    text = claims_report._why_e("multiclass", arms, "ce_dtm", "dice")
+    assert "1 of the 3 others are not significantly worse than the best, `dice`" in text  # ce only
+    assert "`ce_dtm` reaches 0.750, -0.050 on vessels" in text  # both classes 0.05 behind: the first is named
+    assert "within 0.02 Dice" not in text
