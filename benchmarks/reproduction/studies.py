@@ -390,11 +390,23 @@ def claim_d() -> list[Job]:
                                      seg("d", D_FIRST_EPOCHS))
         return {"arm": "T2", "setting": "all10 budget check", **row}
 
+    def artefacts(setting: str) -> Callable[[], dict]:
+        def run() -> dict:
+            augmented = WORK / f"d_augmented_{setting}"
+            if not (augmented / "dataset.json").exists():
+                translation(setting)()
+            return {"arm": f"artefacts {setting}", "setting": setting,
+                    "cases": bright_outside_brain(brain2(), augmented, WORK / f"d_pix2pix_{setting}")}
+        return run
+
     jobs = [Job("d", f"d|seg|all10|T2|E{D_FIRST_EPOCHS}|seed0", budget_check, 10)]
     for setting in ("all10", "low4"):
         jobs.append(Job("d", f"d|pix2pix|{setting}|E{PIX2PIX_EPOCHS}x{PIX2PIX_ITERATIONS}", translation(setting), 25))
         jobs.append(Job("d", f"d|separability|{setting}|E{PIX2PIX_EPOCHS}x{PIX2PIX_ITERATIONS}",
                         separability(setting), 1))
+        if setting == "low4":  # measured after the low4 figure showed a bright blob outside the head
+            jobs.append(Job("d", f"d|artefacts|{setting}|E{PIX2PIX_EPOCHS}x{PIX2PIX_ITERATIONS}", artefacts(setting),
+                            1))
         for channels in (("T2",), ("T2", "synthetic TOF"), ("T2", "TOF")):
             jobs.append(Job("d", f"d|seg|{setting}|{'+'.join(channels)}|E{EPOCHS['d']}|seed0",
                             segment(setting, channels), 19))
@@ -447,6 +459,37 @@ def vessel_separability(data: Path, augmented: Path) -> dict:
             image = np.asarray(nib.load(folder / "imagesTs" / f"{case}_{channel:04d}.nii.gz").dataobj, np.float32)
             u = stats.mannwhitneyu(image[vessels], image[rest]).statistic
             rows[case][name] = round(float(u) / (vessels.sum() * rest.sum()), 4)
+    return rows
+
+
+def bright_outside_brain(data: Path, augmented: Path, model: Path, level: float = 0.5) -> dict:
+    """Per test case: the voxels outside the brain brighter than ``level`` (target's scaled [-1, 1] units) in the
+    synthetic and in the real TOF, and the largest bright component of the synthetic one (voxels, centre in voxel
+    indices, the real TOF's scaled value there): structures the generator paints where the real image is dark."""
+    import nibabel as nib
+    from scipy import ndimage
+
+    from versaseg.data.pairs import intensity_range, scale_to_unit
+
+    config = json.loads((model / "config.json").read_text())
+    rows = {}
+    for label in sorted((data / "labelsTs").glob("*.nii.gz")):
+        case = label.name.removesuffix(".nii.gz")
+        real = np.asarray(nib.load(data / "imagesTs" / f"{case}_0002.nii.gz").dataobj, np.float32)
+        fake = np.asarray(nib.load(augmented / "imagesTs" / f"{case}_0003.nii.gz").dataobj, np.float32)
+        outside = np.asarray(nib.load(label).dataobj) == 0
+        real_unit = scale_to_unit(real, *intensity_range(real, config["percentiles"]))
+        fake_unit = scale_to_unit(fake, *config["target_range"])
+        bright = (fake_unit > level) & outside
+        components, count = ndimage.label(bright)
+        row = {"synthetic": int(bright.sum()), "real": int(((real_unit > level) & outside).sum())}
+        if count:
+            sizes = ndimage.sum(bright, components, range(1, count + 1))
+            largest = components == int(np.argmax(sizes)) + 1
+            centre = tuple(int(round(c)) for c in ndimage.center_of_mass(largest))
+            row.update({"largest": int(largest.sum()), "centre": list(centre),
+                        "real_at_centre": round(float(real_unit[centre]), 3)})
+        rows[case] = row
     return rows
 
 
