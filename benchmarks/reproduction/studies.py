@@ -465,7 +465,8 @@ def vessel_separability(data: Path, augmented: Path) -> dict:
 def bright_outside_brain(data: Path, augmented: Path, model: Path, level: float = 0.5) -> dict:
     """Per test case: the voxels outside the brain brighter than ``level`` (target's scaled [-1, 1] units) in the
     synthetic and in the real TOF, and the largest bright component of the synthetic one (voxels, centre in voxel
-    indices, the real TOF's scaled value there): structures the generator paints where the real image is dark."""
+    indices, the real TOF's scaled value there, and the heavy-T2 value there as a percentile of the brain's T2
+    values): structures the generator paints where the real image is dark, and what T2 shows in their place."""
     import nibabel as nib
     from scipy import ndimage
 
@@ -475,6 +476,7 @@ def bright_outside_brain(data: Path, augmented: Path, model: Path, level: float 
     rows = {}
     for label in sorted((data / "labelsTs").glob("*.nii.gz")):
         case = label.name.removesuffix(".nii.gz")
+        t2 = np.asarray(nib.load(data / "imagesTs" / f"{case}_0001.nii.gz").dataobj, np.float32)
         real = np.asarray(nib.load(data / "imagesTs" / f"{case}_0002.nii.gz").dataobj, np.float32)
         fake = np.asarray(nib.load(augmented / "imagesTs" / f"{case}_0003.nii.gz").dataobj, np.float32)
         outside = np.asarray(nib.load(label).dataobj) == 0
@@ -488,7 +490,8 @@ def bright_outside_brain(data: Path, augmented: Path, model: Path, level: float 
             largest = components == int(np.argmax(sizes)) + 1
             centre = tuple(int(round(c)) for c in ndimage.center_of_mass(largest))
             row.update({"largest": int(largest.sum()), "centre": list(centre),
-                        "real_at_centre": round(float(real_unit[centre]), 3)})
+                        "real_at_centre": round(float(real_unit[centre]), 3),
+                        "t2_percentile_at_centre": round(float((t2[~outside] < t2[centre]).mean() * 100), 2)})
         rows[case] = row
     return rows
 
