@@ -465,8 +465,9 @@ def vessel_separability(data: Path, augmented: Path) -> dict:
 def bright_outside_brain(data: Path, augmented: Path, model: Path, level: float = 0.5) -> dict:
     """Per test case: the voxels outside the brain brighter than ``level`` (target's scaled [-1, 1] units) in the
     synthetic and in the real TOF, and the largest bright component of the synthetic one (voxels, centre in voxel
-    indices, the real TOF's scaled value there, and the heavy-T2 value there as a percentile of the brain's T2
-    values): structures the generator paints where the real image is dark, and what T2 shows in their place."""
+    indices, the real TOF's scaled value there; over its voxels the median real TOF and the median heavy-T2 value as
+    a percentile of the brain's T2 values): structures the generator paints where the real image is dark, and what
+    T2 shows in their place."""
     import nibabel as nib
     from scipy import ndimage
 
@@ -491,7 +492,9 @@ def bright_outside_brain(data: Path, augmented: Path, model: Path, level: float 
             centre = tuple(int(round(c)) for c in ndimage.center_of_mass(largest))
             row.update({"largest": int(largest.sum()), "centre": list(centre),
                         "real_at_centre": round(float(real_unit[centre]), 3),
-                        "t2_percentile_at_centre": round(float((t2[~outside] < t2[centre]).mean() * 100), 2)})
+                        "t2_percentile_median": round(float(np.median(
+                            np.searchsorted(np.sort(t2[~outside]), t2[largest]) / (~outside).sum() * 100)), 2),
+                        "real_median": round(float(np.median(real_unit[largest])), 3)})
         rows[case] = row
     return rows
 
