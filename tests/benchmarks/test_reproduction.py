@@ -250,3 +250,20 @@ def test_why_e_counts_the_losses_the_data_cannot_tell_from_the_best_and_names_th
     assert "1 of the 3 others are not significantly worse than the best, `dice`" in text  # ce only
     assert "`ce_dtm` reaches 0.750, -0.050 on vessels" in text  # both classes 0.05 behind: the first is named
     assert "within 0.02 Dice" not in text
+
+
+def test_d_artefacts_reports_where_the_blob_sits_and_how_little_t2_explains_it():
+    import claims_report
+
+    def case(centre, t2, size=500):
+        return {"synthetic": 1000, "real": 10, "largest": size, "centre": centre, "real_median": -0.5,
+                "t2_percentile_median": t2}
+
+    row = {"key": "d|artefacts|low4|E40x50", "arm": "artefacts low4", "setting": "low4",
+           "cases": {"a": case([10, 30, 40], 5.0), "b": case([12, 35, 44], 95.0, 900), "c": {"synthetic": 0,
+                                                                                          "real": 0}}}
+    (line, blank) = claims_report._d_artefacts([row])
+    assert blank == ""
+    assert "in 2 of 3 held-out cases" in line and "500-900 voxels" in line
+    assert "x 10-12, y 30-35, z 40-44" in line and "percentile of the brain's 5 to 95" in line
+    assert claims_report._d_artefacts([{**row, "cases": {"c": {"synthetic": 0, "real": 0}}}]) == []
