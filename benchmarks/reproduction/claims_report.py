@@ -455,16 +455,23 @@ def _why_d(runs: list[dict], segs: dict, translators: dict) -> str:
             sens = {a: float(np.mean([m["vessels"]["sensitivity"] for m in arms[a]["cases"].values()
                                       if finite(m["vessels"].get("sensitivity"))])) for a in arms}
             parts.append(f"{setting}: vessel sensitivity " + ", ".join(f"{a} {v:.3f}" for a, v in sens.items()) + ".")
+    measured = {}
+    for setting, arms in segs.items():
+        if "T2" in arms and "T2 + synthetic TOF" in arms:
+            test = paired(case_scores(arms["T2"]), case_scores(arms["T2 + synthetic TOF"]))
+            measured[setting] = (f"{test['median_diff']:+.3f} Dice (median, p {fmt_p(test['p'])}, "
+                                 f"{'a gain' if test['median_diff'] > 0 else 'no gain'})")
     cause = (" The synthetic channel is computed from the T2 channel the segmentation model already sees; where "
              "pix2pix learned from the same cases as the segmentation model (all10) it can add no information, only "
-             "a different rendering of it, which the segmentation network on T2 alone can learn to compute itself "
-             "(the measured difference is a small loss, not a gain). The generator could add information "
-             "only from pairs the segmentation model does not see (low4), and only if T2 shows the vessels at all: "
-             "the synthetic brains draw them dark in heavy T2 (flow voids, prior intensity 0.03 against 0.18 for "
-             "white matter and 1.0 for CSF), but mixed with CSF or tissue in voxels one or two wide they are barely "
-             "separable, and what the generator cannot see in T2 it cannot paint into TOF. Heavy-T2 cisternography "
-             "shows the large arteries in the CSF of the basal cisterns; synthesis can only help for vessels like "
-             "those, at a resolution where they span several voxels.")
+             "a different rendering of it, which the segmentation network on T2 alone can learn to compute itself"
+             + (f" (measured: {measured['all10']})" if "all10" in measured else "") + ". The generator could add "
+             "information only from pairs the segmentation model does not see (low4)"
+             + (f" (measured: {measured['low4']})" if "low4" in measured else "") + ", and only if T2 shows the "
+             "vessels at all: the synthetic brains draw them dark in heavy T2 (flow voids, prior intensity 0.03 "
+             "against 0.18 for white matter and 1.0 for CSF), but mixed with CSF or tissue in voxels one or two wide "
+             "they are barely separable, and what the generator cannot see in T2 it cannot paint into TOF. "
+             "Heavy-T2 cisternography shows the large arteries in the CSF of the basal cisterns; synthesis can only "
+             "help for vessels like those, at a resolution where they span several voxels.")
     return "**Why it does not hold.** " + " ".join(parts) + cause
 
 
