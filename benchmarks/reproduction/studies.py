@@ -413,24 +413,33 @@ def claim_d() -> list[Job]:
     return jobs
 
 
-def translation_quality(data: Path, augmented: Path, model: Path) -> dict:
-    """Per test case MAE, PSNR, SSIM of synthetic against real TOF, in the brain mask and in a 4 mm vessel band (the
-    vessel labels dilated by 2 voxels), in the target's scaled [-1, 1] units."""
+def scaled_tof(data: Path, augmented: Path, model: Path):
+    """Per test case ``(case, labels, real TOF, synthetic TOF)``, both TOFs in the target's scaled [-1, 1] units
+    (the real one by its own percentiles, the synthetic one by the pix2pix run's target range)."""
     import nibabel as nib
-    from scipy import ndimage
 
     from versaseg.data.pairs import intensity_range, scale_to_unit
-    from versaseg.evaluation.image_quality import image_quality
 
     config = json.loads((model / "config.json").read_text())
-    rows = {}
     for label in sorted((data / "labelsTs").glob("*.nii.gz")):
         case = label.name.removesuffix(".nii.gz")
         real = np.asarray(nib.load(data / "imagesTs" / f"{case}_0002.nii.gz").dataobj, np.float32)
         fake = np.asarray(nib.load(augmented / "imagesTs" / f"{case}_0003.nii.gz").dataobj, np.float32)
-        labels = np.asarray(nib.load(label).dataobj)
-        real_unit = scale_to_unit(real, *intensity_range(real, config["percentiles"]))
-        fake_unit = scale_to_unit(fake, *config["target_range"])
+        yield (case, np.asarray(nib.load(label).dataobj),
+               scale_to_unit(real, *intensity_range(real, config["percentiles"])),
+               scale_to_unit(fake, *config["target_range"]))
+
+
+def translation_quality(data: Path, augmented: Path, model: Path) -> dict:
+    """Per test case MAE, PSNR, SSIM of synthetic against real TOF, in the brain mask and in a 4 mm vessel band (the
+    vessel labels dilated by 2 voxels), in the target's scaled [-1, 1] units."""
+    from scipy import ndimage
+
+    from versaseg.evaluation.image_quality import image_quality
+
+    config = json.loads((model / "config.json").read_text())
+    rows = {}
+    for case, labels, real_unit, fake_unit in scaled_tof(data, augmented, model):
         band = ndimage.binary_dilation(labels == VESSELS, iterations=2) & (labels > 0)
         rows[case] = {region: {k: round(float(v), 5) for k, v in
                                image_quality(fake_unit, real_unit, mask, 2.0, ssim_axis=config.get("axis", 2)).items()}
@@ -471,18 +480,10 @@ def bright_outside_brain(data: Path, augmented: Path, model: Path, level: float 
     import nibabel as nib
     from scipy import ndimage
 
-    from versaseg.data.pairs import intensity_range, scale_to_unit
-
-    config = json.loads((model / "config.json").read_text())
     rows = {}
-    for label in sorted((data / "labelsTs").glob("*.nii.gz")):
-        case = label.name.removesuffix(".nii.gz")
+    for case, labels, real_unit, fake_unit in scaled_tof(data, augmented, model):
         t2 = np.asarray(nib.load(data / "imagesTs" / f"{case}_0001.nii.gz").dataobj, np.float32)
-        real = np.asarray(nib.load(data / "imagesTs" / f"{case}_0002.nii.gz").dataobj, np.float32)
-        fake = np.asarray(nib.load(augmented / "imagesTs" / f"{case}_0003.nii.gz").dataobj, np.float32)
-        outside = np.asarray(nib.load(label).dataobj) == 0
-        real_unit = scale_to_unit(real, *intensity_range(real, config["percentiles"]))
-        fake_unit = scale_to_unit(fake, *config["target_range"])
+        outside = labels == 0
         bright = (fake_unit > level) & outside
         components, count = ndimage.label(bright)
         row = {"synthetic": int(bright.sum()), "real": int(((real_unit > level) & outside).sum())}
