@@ -288,6 +288,8 @@ def claim_c(rows: dict) -> tuple[dict, str, dict]:
               f"{len(family)} comparisons):", ""]
     lines += [_test_line(n, t, a) for n, t, a in zip(names, family, adjusted, strict=True)]
     verdicts = [verdict(t, a) for t, a in zip(family, adjusted, strict=True)]
+    if any(v != "holds" for v in verdicts) and any("unet-frrn" in arms and len(arms) > 1 for arms in regimes.values()):
+        lines += ["", _why_c(regimes, names, verdicts)]
     complete = len(family) == 8
     verdict_text = ("**holds**" if complete and all(v == "holds" for v in verdicts) else
                     "**does not hold**" if complete and not any(v == "holds" for v in verdicts) else
@@ -300,6 +302,46 @@ def claim_c(rows: dict) -> tuple[dict, str, dict]:
     ours = "; ".join(f"{n}: {t['median_diff']:+.3f}" for n, t in zip(names, family, strict=True)) or "pending"
     return ({"claim": "(c) " + text, "paper": "direction only (no number in the brief)", "ours": ours,
              "verdict": verdict_text}, "\n".join(lines), curves)
+
+
+def _why_c(regimes: dict[str, dict[str, dict]], names: list[str], verdicts: list[str]) -> str:
+    """Why the hybrid does not win every comparison, from the per-case, per-class scores: per regime and rival the
+    mean difference, in how many cases the hybrid is ahead and the class where it falls furthest behind; then
+    whether its advantage grows from full to weak labels, which is the second half of the claim."""
+    word = dict(zip(names, verdicts, strict=True))
+    gaps: dict[tuple[str, str], float] = {}
+    parts = []
+    for regime, arms in regimes.items():
+        if "unet-frrn" not in arms:
+            continue
+        hybrid = arms["unet-frrn"]
+        classes = [c for c in next(iter(hybrid["cases"].values())) if not c.startswith("mean")]
+        for other in (o for o in ("unet", "frrn") if o in arms):
+            a, b = case_scores(arms[other]), case_scores(hybrid)
+            cases = [c for c in a if c in b and finite(a[c]) and finite(b[c])]
+            diffs = [b[c] - a[c] for c in cases]
+            gaps[(regime, other)] = float(np.mean(diffs))
+            per_class = {c: float(np.nanmean([hybrid["cases"][k][c]["dice"] - arms[other]["cases"][k][c]["dice"]
+                                              for k in cases]))
+                         for c in classes}
+            worst, best = min(per_class, key=per_class.get), max(per_class, key=per_class.get)
+            test = word.get(f"{regime} labels: unet-frrn minus {other}", "not tested")
+            parts.append(f"{regime} labels against {other} ({test}): {gaps[(regime, other)]:+.3f} mean Dice, ahead in "
+                         f"{sum(d > 0 for d in diffs)} of {len(diffs)} cases; furthest behind on {worst} "
+                         f"({per_class[worst]:+.3f}), furthest ahead on {best} ({per_class[best]:+.3f})")
+    text = "**Why it does not hold as stated.** " + "; ".join(parts) + "."
+    widening = [(o, gaps[("weak", o)], gaps[("full", o)]) for o in ("unet", "frrn")
+                if ("weak", o) in gaps and ("full", o) in gaps]
+    if widening:
+        grows = [o for o, weak, full in widening if weak > full]
+        text += (" Against " + " and ".join(f"{o} the hybrid's mean difference is {weak:+.3f} with weak labels and "
+                                            f"{full:+.3f} with full ones" for o, weak, full in widening) + ": "
+                 + ("its advantage is larger when the labels are weak, as claimed"
+                    if len(grows) == len(widening) else
+                    "its advantage does not grow when the labels are weak" if not grows else
+                    f"it grows with weak labels only against {grows[0]}")
+                 + ".")
+    return text
 
 
 def _c_completion(runs: list[dict], family: list, names: list) -> list[str]:

@@ -267,3 +267,24 @@ def test_d_artefacts_reports_where_the_blob_sits_and_how_little_t2_explains_it()
     assert "in 2 of 3 held-out cases" in line and "500-900 voxels" in line
     assert "x 10-12, y 30-35, z 40-44" in line and "percentile of the brain's 5 to 95" in line
     assert claims_report._d_artefacts([{**row, "cases": {"c": {"synthetic": 0, "real": 0}}}]) == []
+
+
+def test_why_c_names_each_rivals_gap_its_weakest_class_and_whether_weak_labels_widen_it():
+    import claims_report
+
+    base = np.linspace(0.6, 0.9, 8)
+
+    def row(vessels, brainstem):
+        return {"cases": {f"case{i}": {"vessels": {"dice": v}, "brainstem": {"dice": b}, "mean": {"dice": 0.0}}
+                          for i, (v, b) in enumerate(zip(vessels, brainstem, strict=True))}}
+
+    regimes = {"weak": {"unet": row(base, base), "frrn": row(base - 0.1, base),
+                        "unet-frrn": row(base - 0.04, base + 0.02)},  # behind U-Net on vessels, ahead on brainstem
+               "full": {"unet": row(base, base), "frrn": row(base, base), "unet-frrn": row(base, base + 0.02)}}
+    names = [f"{r} labels: unet-frrn minus {o}" for r in ("weak", "full") for o in ("unet", "frrn")]
+    text = claims_report._why_c(regimes, names, ["not significant", "holds", "not significant", "holds"])
+    assert ("weak labels against unet (not significant): -0.010 mean Dice, ahead in 0 of 8 cases; furthest behind "
+            "on vessels (-0.040), furthest ahead on brainstem (+0.020)") in text
+    assert "full labels against frrn (holds): +0.010 mean Dice, ahead in 8 of 8 cases" in text
+    # weak vs full: -0.010 vs +0.010 against U-Net, +0.040 vs +0.010 against FRRN
+    assert "it grows with weak labels only against frrn." in text
