@@ -304,6 +304,9 @@ def claim_c(rows: dict) -> tuple[dict, str, dict]:
              "verdict": verdict_text}, "\n".join(lines), curves)
 
 
+SAME_WITHIN = 0.002  # Dice: two mean differences closer than this are reported as about the same
+
+
 def _why_c(regimes: dict[str, dict[str, dict]], names: list[str], verdicts: list[str]) -> str:
     """Why the hybrid does not win every comparison, from the per-case, per-class scores: per regime and rival the
     mean difference, in how many cases the hybrid is ahead and the class where it falls furthest behind; then
@@ -341,17 +344,22 @@ def _why_c(regimes: dict[str, dict[str, dict]], names: list[str], verdicts: list
                  + " mean Dice" +
                  (": on these brains every 8th slice already teaches nearly everything, which leaves little for "
                   "any skip design to recover." if max(costs.values()) < 0.02 else "."))
-    widening = [(o, gaps[("weak", o)], gaps[("full", o)]) for o in ("unet", "frrn")
-                if ("weak", o) in gaps and ("full", o) in gaps]
+    widening = {o: (gaps[("weak", o)], gaps[("full", o)]) for o in ("unet", "frrn")
+                if ("weak", o) in gaps and ("full", o) in gaps}
     if widening:
-        grows = [o for o, weak, full in widening if weak > full]
-        text += (" Against " + " and ".join(f"{o} the hybrid's mean difference is {weak:+.3f} with weak labels and "
-                                            f"{full:+.3f} with full ones" for o, weak, full in widening) + ": "
-                 + ("its advantage is larger when the labels are weak, as claimed"
-                    if len(grows) == len(widening) else
-                    "its advantage does not grow when the labels are weak" if not grows else
-                    f"it grows with weak labels only against {grows[0]}")
-                 + ".")
+        def change(weak: float, full: float) -> str:
+            return ("larger with weak labels" if weak > full + SAME_WITHIN else
+                    "smaller with weak labels" if weak < full - SAME_WITHIN else "about the same")
+        words = {o: change(*wf) for o, wf in widening.items()}
+        text += (" The hybrid's mean difference with weak and with full labels: " + "; ".join(
+            f"against {o} {weak:+.3f} and {full:+.3f} ({words[o]})" for o, (weak, full) in widening.items()) + ": "
+                 + ("its advantage grows when the labels are weak, as claimed."
+                    if all(w.startswith("larger") for w in words.values()) else
+                    "its advantage does not grow when the labels are weak."
+                    if not any(w.startswith("larger") for w in words.values()) else
+                    "it grows with weak labels only against "
+                    + " and ".join(o for o, w in words.items() if w.startswith("larger")) + ".")
+                 + f" (Differences within {SAME_WITHIN} Dice count as the same.)")
     return text
 
 

@@ -287,6 +287,7 @@ def test_why_c_names_each_rivals_gap_its_weakest_class_and_whether_weak_labels_w
             "on vessels (-0.040), furthest ahead on brainstem (+0.020)") in text
     assert "full labels against frrn (holds): +0.010 mean Dice, ahead in 8 of 8 cases" in text
     # weak vs full: -0.010 vs +0.010 against U-Net, +0.040 vs +0.010 against FRRN
+    assert "against unet -0.010 and +0.010 (smaller with weak labels); against frrn +0.040 and +0.010 (larger" in text
     assert "it grows with weak labels only against frrn." in text
     # full minus weak per network: U-Net 0, FRRN 0.05, hybrid 0.02 -> not all below 0.02, so no 'little left' remark
     assert "Against full labels, weak labels cost unet 0.000, frrn 0.050, unet-frrn 0.020 mean Dice." in text
