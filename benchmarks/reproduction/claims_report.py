@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
-from stats import ALPHA, case_scores, finite, fmt_p, holm, mean_sd, paired, verdict
+from stats import ALPHA, case_scores, finite, fmt_p, holm, mean_score, mean_sd, paired, verdict
 from studies import D_FIRST_EPOCHS, EPOCHS, F_BUDGETS, LOSSES, NETWORKS, SEG_ITERATIONS
 
 A_COMMAND = ('python benchmarks/completion.py --cases 3 --mni --methods "versaseg:epochs=6,versaseg:epochs=24,'
@@ -324,9 +324,7 @@ def _why_c(regimes: dict[str, dict[str, dict]], names: list[str], verdicts: list
             cases = [c for c in a if c in b and finite(a[c]) and finite(b[c])]
             diffs = [b[c] - a[c] for c in cases]
             gaps[(regime, other)] = float(np.mean(diffs))
-            per_class = {c: float(np.nanmean([hybrid["cases"][k][c]["dice"] - arms[other]["cases"][k][c]["dice"]
-                                              for k in cases]))
-                         for c in classes}
+            per_class = {c: mean_score(hybrid, [c]) - mean_score(arms[other], [c]) for c in classes}
             worst, best = min(per_class, key=per_class.get), max(per_class, key=per_class.get)
             test = word.get(f"{regime} labels: unet-frrn minus {other}", "not tested")
             ahead = (f"furthest ahead on {best} ({per_class[best]:+.3f})" if per_class[best] > 0 else
@@ -336,8 +334,7 @@ def _why_c(regimes: dict[str, dict[str, dict]], names: list[str], verdicts: list
                          f"({per_class[worst]:+.3f}), {ahead}")
     joined = "; ".join(parts)
     text = "**Why it does not hold as stated.** " + joined[:1].upper() + joined[1:] + "."
-    costs = {n: float(np.mean(list(case_scores(regimes["full"][n]).values()))
-                      - np.mean(list(case_scores(regimes["weak"][n]).values())))
+    costs = {n: mean_score(regimes["full"][n]) - mean_score(regimes["weak"][n])
              for n in regimes.get("weak", {}) if n in regimes.get("full", {})}
     if costs:
         text += (" Against full labels, weak labels cost " + ", ".join(f"{n} {c:.3f}" for n, c in costs.items())
@@ -377,13 +374,14 @@ def _c_completion(runs: list[dict], family: list, names: list) -> list[str]:
              "defaults of `--model cnn`: depth 4, base width 8, 120 iterations per model; synthetic brains at "
              "1.5 mm, axes 0, 1, 2, 30 % noisy slices; raw runs `reproduction_c_completion.jsonl`). Mean "
              "foreground Dice (cerebrum, cerebellum, brainstem, basal ganglia):", "",
-             "| K | " + " | ".join(NETWORKS) + " | runs |", "|---|" + "---:|" * (len(NETWORKS) + 1)]
+             "| K | " + " | ".join(NETWORKS) + " | runs (" + " / ".join(NETWORKS) + ") |",
+             "|---|" + "---:|" * (len(NETWORKS) + 1)]
     for every in sorted({r["every"] for r in runs}):
         per = {n: scores(n, every) for n in NETWORKS}
         if not any(per.values()):
             continue
         lines.append(f"| {every} | " + " | ".join(mean_sd(per[n].values()) for n in NETWORKS) +
-                     f" | {max(len(v) for v in per.values())} |")
+                     f" | {' / '.join(str(len(per[n])) for n in NETWORKS)} |")
         if per["unet-frrn"]:
             for other in ("unet", "frrn"):
                 if per[other]:
@@ -714,7 +712,7 @@ def claim_e(rows: dict) -> tuple[dict, str, dict]:
                   + (f" (Holm significance {ranking['holm_beats'][claimed]}; the highest is {top_holm})"
                      if claimed in order else " (not finished)") + ".", ""]
         complete = len(arms) == len(LOSSES)
-        best_dice = np.mean(list(case_scores(arms[order[0]]).values()))
+        best_dice = mean_score(arms[order[0]])
         ours_parts.append(f"{task}: best `{order[0]}` (mean Dice {best_dice:.3f}); `{claimed}` ranks "
                           f"{position or '–'}/{len(order)}")
         head_to_head = _against_claimed(arms, claimed) if claimed in arms else []
@@ -752,14 +750,13 @@ def _why_e(task: str, arms: dict[str, dict], claimed: str, best: str) -> str:
     """Why the claimed loss is not the best here, from the runs: how far apart the losses are, how many of them the
     data cannot tell from the best (Holm over the tests against it), and the class where the claimed loss falls
     furthest behind."""
-    means = {loss: float(np.mean(list(case_scores(row).values()))) for loss, row in arms.items()}
+    means = {loss: mean_score(row) for loss, row in arms.items()}
     others = [loss for loss in arms if loss != best]
     tests = [paired(case_scores(arms[best]), case_scores(arms[loss])) for loss in others]
     adjusted = holm([t["p"] for t in tests])
     tied = [loss for loss, t, a in zip(others, tests, adjusted, strict=True) if verdict(t, a) != "reversed"]
     classes = [c for c in next(iter(arms[best]["cases"].values())) if not c.startswith("mean")]
-    gaps = {c: float(np.mean(list(case_scores(arms[claimed], classes=[c]).values()))
-                     - np.mean(list(case_scores(arms[best], classes=[c]).values()))) for c in classes}
+    gaps = {c: mean_score(arms[claimed], [c]) - mean_score(arms[best], [c]) for c in classes}
     worst = min(gaps, key=gaps.get)
     text = (f"**Why it does not hold as stated ({task}).** The {len(arms)} losses reach mean Dice "
             f"{min(means.values()):.3f} to {max(means.values()):.3f}; {len(tied)} of the {len(others)} others are "
@@ -805,7 +802,7 @@ def _e_stability(binary: list[dict]) -> tuple[list[str], str]:
         for loss in (base, focal):
             rows = [seeds[loss][k] for k in sorted(seeds[loss])]
             spreads[loss] = seed_spread(rows)
-            lines.append(f"| {loss} | " + ", ".join(f"{np.mean(list(case_scores(r).values())):.3f}" for r in rows)
+            lines.append(f"| {loss} | " + ", ".join(f"{mean_score(r):.3f}" for r in rows)
                          + f" | {np.mean(list(spreads[loss].values())):.4f} | "
                          f"{np.mean([roughness(r['curve']) for r in rows]):.4f} |")
         # a lower spread is better: test base minus focal so that 'holds' reads as focal is steadier

@@ -50,6 +50,11 @@ def case_scores(row: dict, metric: str = "dice", classes: list[str] | None = Non
     return out
 
 
+def mean_score(row: dict, classes: list[str] | None = None) -> float:
+    """The mean over test cases of ``case_scores(row, classes=classes)``: one arm's mean Dice."""
+    return float(np.mean(list(case_scores(row, classes=classes).values())))
+
+
 def mean_sd(values) -> str:
     values = np.array([v for v in values if finite(v)], float)
     if not len(values):
