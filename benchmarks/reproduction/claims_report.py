@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from stats import ALPHA, case_scores, finite, fmt_p, holm, mean_score, mean_sd, paired, verdict
 from studies import D_FIRST_EPOCHS, EPOCHS, F_BUDGETS, LOSSES, NETWORKS, SEG_ITERATIONS
@@ -281,7 +283,8 @@ def claim_c(rows: dict) -> tuple[dict, str, dict]:
                 if other in arms:
                     family.append(paired(case_scores(arms[other]), case_scores(arms["unet-frrn"])))
                     names.append(f"{regime} labels: unet-frrn minus {other}")
-    completion_lines = _c_completion(rows["c_completion"], family, names)
+    completion = _c_completion_scores(rows["c_completion"])
+    completion_lines = _c_completion(rows["c_completion"], completion, family, names)
     adjusted = holm([t["p"] for t in family])
     lines += completion_lines
     lines += [f"Tests (mean foreground Dice per held-out case, or per (case, axis) completion run; Holm over the "
@@ -289,7 +292,7 @@ def claim_c(rows: dict) -> tuple[dict, str, dict]:
     lines += [_test_line(n, t, a) for n, t, a in zip(names, family, adjusted, strict=True)]
     verdicts = [verdict(t, a) for t, a in zip(family, adjusted, strict=True)]
     if any(v != "holds" for v in verdicts) and any("unet-frrn" in arms and len(arms) > 1 for arms in regimes.values()):
-        lines += ["", _why_c(regimes, names, verdicts), ""]
+        lines += ["", _why_c(regimes, names, verdicts, completion), ""]
     complete = len(family) == 8
     verdict_text = ("**holds**" if complete and all(v == "holds" for v in verdicts) else
                     "**does not hold**" if complete and not any(v == "holds" for v in verdicts) else
@@ -307,10 +310,13 @@ def claim_c(rows: dict) -> tuple[dict, str, dict]:
 SAME_WITHIN = 0.002  # Dice: two mean differences closer than this are reported as about the same
 
 
-def _why_c(regimes: dict[str, dict[str, dict]], names: list[str], verdicts: list[str]) -> str:
+def _why_c(regimes: dict[str, dict[str, dict]], names: list[str], verdicts: list[str],
+           completion: dict[int, dict[str, dict[str, float]]] | None = None) -> str:
     """Why the hybrid does not win every comparison, from the per-case, per-class scores: per regime and rival the
     mean difference, in how many cases the hybrid is ahead and the class where it falls furthest behind; then
-    whether its advantage grows from full to weak labels, which is the second half of the claim."""
+    whether its advantage grows from full to weak labels, which is the second half of the claim. ``completion``
+    ({K: {network: {"case|axis": mean Dice}}}) adds the same for label completion, where a larger K (sparser
+    annotation) is the weaker label."""
     word = dict(zip(names, verdicts, strict=True))
     gaps: dict[tuple[str, str], float] = {}
     parts = []
@@ -357,18 +363,65 @@ def _why_c(regimes: dict[str, dict[str, dict]], names: list[str], verdicts: list
                     "it grows with weak labels only against "
                     + " and ".join(o for o, w in words.items() if w.startswith("larger")) + ".")
                  + f" (Differences within {SAME_WITHIN} Dice count as the same.)")
+    return text + _why_c_completion(completion or {}, word)
+
+
+def _why_c_completion(completion: dict[int, dict[str, dict[str, float]]], word: dict[str, str]) -> str:
+    """The completion half of c's why-paragraph: per K and rival the hybrid's mean difference and in how many
+    (case, axis) runs it is ahead; then whether the difference grows from the densest to the sparsest K."""
+    gaps: dict[tuple[int, str], float] = {}
+    parts = []
+    for every, per in sorted(completion.items()):
+        hybrid = per.get("unet-frrn", {})
+        for other in ("unet", "frrn"):
+            rival = per.get(other, {})
+            runs = [k for k in hybrid if k in rival]
+            if not runs:
+                continue
+            diffs = [hybrid[k] - rival[k] for k in runs]
+            gaps[(every, other)] = float(np.mean(diffs))
+            test = word.get(f"completion K = {every}: unet-frrn minus {other}", "not tested")
+            parts.append(f"at K = {every} against {other} ({test}) {gaps[(every, other)]:+.3f} mean Dice, ahead in "
+                         f"{sum(d > 0 for d in diffs)} of {len(diffs)} runs")
+    if not parts:
+        return ""
+    text = " In label completion the hybrid is " + "; ".join(parts) + "."
+    ks = sorted({k for k, _ in gaps})
+    if len(ks) > 1:
+        dense, sparse = ks[0], ks[-1]
+        moves = {o: (gaps[(dense, o)], gaps[(sparse, o)]) for o in ("unet", "frrn")
+                 if (dense, o) in gaps and (sparse, o) in gaps}
+        words = {o: ("larger" if s > d + SAME_WITHIN else "smaller" if s < d - SAME_WITHIN else "about the same")
+                 for o, (d, s) in moves.items()}
+        if moves:
+            grows = [o for o, w in words.items() if w == "larger"]
+            text += (f" From K = {dense} to the sparser K = {sparse}: " + "; ".join(
+                f"against {o} {d:+.3f} and {s:+.3f} ({words[o]})" for o, (d, s) in moves.items()) + ": " +
+                ("the advantage grows as the annotation thins, as claimed." if len(grows) == len(words) else
+                 "the advantage does not grow as the annotation thins." if not grows else
+                 "it grows only against " + " and ".join(grows) + "."))
     return text
 
 
-def _c_completion(runs: list[dict], family: list, names: list) -> list[str]:
+def _completion_scores(runs: list[dict], method: str, every: int) -> dict[str, float]:
+    """{"case|axis": mean foreground Dice} of one completion method at one K."""
+    return {f"{r['case']}|{r['axis']}": float(np.mean([r["dice"][c] for c in COMPLETION_CLASSES]))
+            for r in runs if r["method"] == method and r["every"] == every}
+
+
+def _c_completion_scores(runs: list[dict]) -> dict[int, dict[str, dict[str, float]]]:
+    """{K: {network: {"case|axis": mean Dice}}} for the networks' default completion runs."""
+    return {every: {n: _completion_scores(runs, n, every) for n in NETWORKS}
+            for every in sorted({r["every"] for r in runs})}
+
+
+def _c_completion(runs: list[dict], completion: dict[int, dict[str, dict[str, float]]], family: list,
+                  names: list) -> list[str]:
     """Completion with each network (``--model cnn``): table per K, the hybrid's tests appended to the family,
     and the budget check (3x the iterations)."""
     if not runs:
         return ["Label completion with each network (`versaseg complete --model cnn --network NAME`): no runs yet.", ""]
-
-    def scores(method: str, every: int) -> dict[str, float]:
-        return {f"{r['case']}|{r['axis']}": float(np.mean([r["dice"][c] for c in COMPLETION_CLASSES]))
-                for r in runs if r["method"] == method and r["every"] == every}
+    scores = partial(_completion_scores, runs)
 
     lines = ["**Label completion** with each network (`versaseg complete --model cnn --network NAME`, the "
              "defaults of `--model cnn`: depth 4, base width 8, 120 iterations per model; synthetic brains at "
@@ -376,8 +429,7 @@ def _c_completion(runs: list[dict], family: list, names: list) -> list[str]:
              "foreground Dice (cerebrum, cerebellum, brainstem, basal ganglia):", "",
              "| K | " + " | ".join(NETWORKS) + " | runs (" + " / ".join(NETWORKS) + ") |",
              "|---|" + "---:|" * (len(NETWORKS) + 1)]
-    for every in sorted({r["every"] for r in runs}):
-        per = {n: scores(n, every) for n in NETWORKS}
+    for every, per in completion.items():
         if not any(per.values()):
             continue
         lines.append(f"| {every} | " + " | ".join(mean_sd(per[n].values()) for n in NETWORKS) +

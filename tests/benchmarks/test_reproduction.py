@@ -294,3 +294,30 @@ def test_why_c_names_each_rivals_gap_its_weakest_class_and_whether_weak_labels_w
     regimes["full"] = {n: {"cases": {k: {c: {"dice": v["dice"] + 0.01} for c, v in per.items()}
                                      for k, per in r["cases"].items()}} for n, r in regimes["weak"].items()}
     assert "leaves little for any skip design to recover" in claims_report._why_c(regimes, names, ["holds"] * 4)
+
+
+def test_why_c_completion_compares_the_hybrid_per_k_and_says_whether_sparser_annotation_widens_its_lead():
+    import claims_report
+
+    runs = [f"synth_00{c}|{a}" for c in (1, 2, 3) for a in (0, 1, 2)]
+    unet = {k: 0.90 for k in runs}
+    completion = {4: {"unet": unet, "frrn": {k: 0.92 for k in runs},
+                      "unet-frrn": {k: 0.91 + (0.001 if i < 6 else -0.001) for i, k in enumerate(runs)}},
+                  16: {"unet": {k: 0.70 for k in runs}, "frrn": {k: 0.72 for k in runs},
+                       "unet-frrn": {k: 0.75 for k in runs[:5]}}}  # only 5 of 9 hybrid runs so far
+    word = {"completion K = 4: unet-frrn minus unet": "holds"}
+    text = claims_report._why_c_completion(completion, word)
+    # K = 4: +0.010 - 0.001/3 against U-Net, ahead in all 9; against FRRN behind in all 9
+    assert "at K = 4 against unet (holds) +0.010 mean Dice, ahead in 9 of 9 runs" in text
+    assert "at K = 4 against frrn (not tested) -0.010 mean Dice, ahead in 0 of 9 runs" in text
+    assert "at K = 16 against unet (not tested) +0.050 mean Dice, ahead in 5 of 5 runs" in text  # paired runs only
+    assert ("From K = 4 to the sparser K = 16: against unet +0.010 and +0.050 (larger); "
+            "against frrn -0.010 and +0.030 (larger)") in text
+    assert text.endswith("the advantage grows as the annotation thins, as claimed.")
+    completion[16]["unet-frrn"] = {k: 0.705 for k in runs}  # the lead over U-Net shrinks, the gap to FRRN widens
+    text = claims_report._why_c_completion(completion, word)
+    assert "against unet +0.010 and +0.005 (smaller); against frrn -0.010 and -0.015 (smaller)" in text
+    assert text.endswith("the advantage does not grow as the annotation thins.")
+    completion[16]["unet-frrn"] = {k: 0.709 for k in runs}  # +0.009 vs U-Net (same), -0.011 vs FRRN (same)
+    assert "(about the same)" in claims_report._why_c_completion(completion, word)
+    assert claims_report._why_c_completion({4: {"unet": unet, "frrn": {}, "unet-frrn": {}}}, word) == ""
