@@ -38,8 +38,8 @@ def _unconverged(arms: dict[str, dict]) -> str:
     return f" (provisional: {', '.join(names)} not plateaued by the rule)" if names else ""
 
 
-def _test_line(name: str, test: dict, adjusted: float | None, unit: str = "Dice") -> str:
-    return (f"- {name}: median paired difference {test['median_diff']:+.3f} {unit} over {test['n']} cases, "
+def _test_line(name: str, test: dict, adjusted: float | None, unit: str = "Dice", paired_by: str = "cases") -> str:
+    return (f"- {name}: median paired difference {test['median_diff']:+.3f} {unit} over {test['n']} {paired_by}, "
             f"Wilcoxon p = {fmt_p(test['p'])}, Holm-adjusted p = {fmt_p(adjusted)}: "
             f"**{verdict(test, adjusted)}**.")
 
@@ -289,7 +289,8 @@ def claim_c(rows: dict) -> tuple[dict, str, dict]:
     lines += completion_lines
     lines += [f"Tests (mean foreground Dice per held-out case, or per (case, axis) completion run; Holm over the "
               f"{len(family)} comparisons):", ""]
-    lines += [_test_line(n, t, a) for n, t, a in zip(names, family, adjusted, strict=True)]
+    lines += [_test_line(n, t, a, paired_by="(case, axis) runs" if n.startswith("completion") else "cases")
+              for n, t, a in zip(names, family, adjusted, strict=True)]
     verdicts = [verdict(t, a) for t, a in zip(family, adjusted, strict=True)]
     if any(v != "holds" for v in verdicts) and any("unet-frrn" in arms and len(arms) > 1 for arms in regimes.values()):
         lines += ["", _why_c(regimes, names, verdicts, completion), ""]
@@ -385,7 +386,7 @@ def _why_c_completion(completion: dict[int, dict[str, dict[str, float]]], word: 
                          f"{sum(d > 0 for d in diffs)} of {len(diffs)} runs")
     if not parts:
         return ""
-    text = " In label completion the hybrid is " + "; ".join(parts) + "."
+    text = "\n\nIn label completion the hybrid is " + "; ".join(parts) + "."
     ks = sorted({k for k, _ in gaps})
     if len(ks) > 1:
         dense, sparse = ks[0], ks[-1]
