@@ -583,8 +583,8 @@ NETWORKS = ("unet", "frrn", "unet-frrn")
 def claim_c() -> list[Job]:
     """unet, frrn and unet-frrn (defaults) trained on full labels and on weak labels (every 8th axial slice, 30 %
     corrupted, ignore label) of the 4-class brain; 16 held-out cases. Planning minutes, measured on 2 cores
-    (2026-12-07): 15-20 per segmentation run; per completion of one (case, axis) about 4 with unet, 7-7.5 with
-    frrn (the hybrid and the 3x-iteration runs not yet measured: planned at FRRN's rate and at 3x unet's)."""
+    (2026-12-07): 15-20 per segmentation run; per completion of one (case, axis) 3-4.5 with unet, 7-7.5 with
+    frrn, 5-7 with the hybrid (the 3x-iteration runs not yet measured: planned at 3x those rates)."""
     def run_net(labels: str, network: str) -> Callable[[], dict]:
         def run() -> dict:
             full = brain2()
@@ -599,14 +599,16 @@ def claim_c() -> list[Job]:
     for every in C_EVERY:
         for network in NETWORKS:
             jobs.append(Job("c", f"c|completion|{network}|K{every}|noise0.3", completion_runs(network, every, 3),
-                            37 if network == "unet" else 67))
+                            C_MINUTES_PER_RUN[network] * 9))
     for network in NETWORKS:  # the budget check: 3x the iterations on one case
         method = f"versaseg:model=cnn;network={network};iterations={3 * C_ITERATIONS}"
-        jobs.append(Job("c", f"c|completion|{method}|K16|noise0.3", completion_runs(method, 16, 1), 33))
+        jobs.append(Job("c", f"c|completion|{method}|K16|noise0.3", completion_runs(method, 16, 1),
+                        C_MINUTES_PER_RUN[network] * 3 * 3))
     return jobs
 
 
 C_EVERY = (4, 16)
+C_MINUTES_PER_RUN = {"unet": 3.7, "frrn": 7.4, "unet-frrn": 6.3}  # one (case, axis) completion, measured on 2 cores
 C_ITERATIONS = 120  # versaseg complete --model cnn's default --model-iterations
 
 
