@@ -311,6 +311,11 @@ def claim_c(rows: dict) -> tuple[dict, str, dict]:
 SAME_WITHIN = 0.002  # Dice: two mean differences closer than this are reported as about the same
 
 
+def _change(before: float, after: float) -> str:
+    """"larger", "smaller" or "about the same": ``after`` against ``before``, within :data:`SAME_WITHIN`."""
+    return "larger" if after > before + SAME_WITHIN else "smaller" if after < before - SAME_WITHIN else "about the same"
+
+
 def _why_c(regimes: dict[str, dict[str, dict]], names: list[str], verdicts: list[str],
            completion: dict[int, dict[str, dict[str, float]]] | None = None) -> str:
     """Why the hybrid does not win every comparison, from the per-case, per-class scores: per regime and rival the
@@ -351,10 +356,8 @@ def _why_c(regimes: dict[str, dict[str, dict]], names: list[str], verdicts: list
     widening = {o: (gaps[("weak", o)], gaps[("full", o)]) for o in ("unet", "frrn")
                 if ("weak", o) in gaps and ("full", o) in gaps}
     if widening:
-        def change(weak: float, full: float) -> str:
-            return ("larger with weak labels" if weak > full + SAME_WITHIN else
-                    "smaller with weak labels" if weak < full - SAME_WITHIN else "about the same")
-        words = {o: change(*wf) for o, wf in widening.items()}
+        words = {o: (w if (w := _change(full, weak)) == "about the same" else f"{w} with weak labels")
+                 for o, (weak, full) in widening.items()}
         text += (" The hybrid's mean difference with weak and with full labels: " + "; ".join(
             f"against {o} {weak:+.3f} and {full:+.3f} ({words[o]})" for o, (weak, full) in widening.items()) + ": "
                  + ("its advantage grows when the labels are weak, as claimed."
@@ -392,8 +395,7 @@ def _why_c_completion(completion: dict[int, dict[str, dict[str, float]]], word: 
         dense, sparse = ks[0], ks[-1]
         moves = {o: (gaps[(dense, o)], gaps[(sparse, o)]) for o in ("unet", "frrn")
                  if (dense, o) in gaps and (sparse, o) in gaps}
-        words = {o: ("larger" if s > d + SAME_WITHIN else "smaller" if s < d - SAME_WITHIN else "about the same")
-                 for o, (d, s) in moves.items()}
+        words = {o: _change(d, s) for o, (d, s) in moves.items()}
         if moves:
             grows = [o for o, w in words.items() if w == "larger"]
             text += (f" From K = {dense} to the sparser K = {sparse}: " + "; ".join(
