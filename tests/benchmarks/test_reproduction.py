@@ -296,6 +296,22 @@ def test_why_c_names_each_rivals_gap_its_weakest_class_and_whether_weak_labels_w
     assert "leaves little for any skip design to recover" in claims_report._why_c(regimes, names, ["holds"] * 4)
 
 
+def test_c_verdict_groups_the_tests_by_study_and_names_those_that_hold():
+    import claims_report
+
+    names = [f"{r} labels: unet-frrn minus {o}" for r in ("weak", "full") for o in ("unet", "frrn")]
+    names += [f"completion K = {k}: unet-frrn minus {o}" for k in (4, 16) for o in ("unet", "frrn")]
+    verdicts = ["not significant", "reversed", "not significant", "not significant",
+                "holds", "not significant", "holds", "holds"]
+    assert claims_report._c_verdict_by_study(names, verdicts) == (
+        "segmentation: 0 of 4 hold; weak labels vs frrn: reversed; "
+        "completion: 3 of 4 hold (K = 4 vs unet, K = 16 vs unet, K = 16 vs frrn)")
+    regimes = {"weak": {"unet": {"cases": {"a": {"x": {"dice": 0.5}}, "b": {"x": {"dice": 0.6}}}},
+                        "unet-frrn": {"cases": {"a": {"x": {"dice": 0.6}}, "b": {"x": {"dice": 0.6}}}}}}
+    assert claims_report._why_c(regimes, names[:1], ["holds"]).startswith("**Why it holds only in part.**")
+    assert claims_report._why_c(regimes, names[:1], ["reversed"]).startswith("**Why it does not hold as stated.**")
+
+
 def test_why_c_completion_compares_the_hybrid_per_k_and_says_whether_sparser_annotation_widens_its_lead():
     import claims_report
 
