@@ -284,7 +284,7 @@ def claim_c(rows: dict) -> tuple[dict, str, dict]:
                     family.append(paired(case_scores(arms[other]), case_scores(arms["unet-frrn"])))
                     names.append(f"{regime} labels: unet-frrn minus {other}")
     completion = _c_completion_scores(rows["c_completion"])
-    completion_lines = _c_completion(rows["c_completion"], completion, family, names)
+    completion_lines = _c_completion(rows["c_completion"], completion, family, names, rows["completion"])
     adjusted = holm([t["p"] for t in family])
     lines += completion_lines
     lines += [f"Tests (mean foreground Dice per held-out case, or per (case, axis) completion run; Holm over the "
@@ -435,29 +435,52 @@ def _c_completion_scores(runs: list[dict]) -> dict[int, dict[str, dict[str, floa
 
 
 def _c_completion(runs: list[dict], completion: dict[int, dict[str, dict[str, float]]], family: list,
-                  names: list) -> list[str]:
+                  names: list, reference: list[dict] = ()) -> list[str]:
     """Completion with each network (``--model cnn``): table per K, the hybrid's tests appended to the family,
-    and the budget check (3x the iterations)."""
+    and the budget check (3x the iterations). ``reference`` (completion.jsonl's rows) adds the default
+    ``--model voxel`` (method 'versaseg') on the same (case, axis, K) at 30 % noise, for scale, untested."""
     if not runs:
         return ["Label completion with each network (`versaseg complete --model cnn --network NAME`): no runs yet.", ""]
     scores = partial(_completion_scores, runs)
+    product: list[str] = []
 
     lines = ["**Label completion** with each network (`versaseg complete --model cnn --network NAME`, the "
              "defaults of `--model cnn`: depth 4, base width 8, 120 iterations per model; synthetic brains at "
              "1.5 mm, axes 0, 1, 2, 30 % noisy slices; raw runs `reproduction_c_completion.jsonl`). Mean "
              "foreground Dice (cerebrum, cerebellum, brainstem, basal ganglia):", "",
-             "| K | " + " | ".join(NETWORKS) + " | runs (" + " / ".join(NETWORKS) + ") |",
-             "|---|" + "---:|" * (len(NETWORKS) + 1)]
+             "| K | " + " | ".join(NETWORKS) + " | runs (" + " / ".join(NETWORKS) + ") | seconds per run (" +
+             " / ".join(NETWORKS) + ") | default `--model voxel` (same runs; seconds) |",
+             "|---|" + "---:|" * (len(NETWORKS) + 3)]
     for every, per in completion.items():
         if not any(per.values()):
             continue
+        keys = set().union(*(per[n] for n in NETWORKS))
+        voxel = {f"{r['case']}|{r['axis']}": r for r in reference
+                 if r["method"] == "versaseg" and r["every"] == every and r["noise"] == 0.3
+                 and f"{r['case']}|{r['axis']}" in keys}
+        voxel_cell = (f"{mean_sd(_completion_scores(list(voxel.values()), 'versaseg', every).values())} "
+                      f"({np.mean([r['seconds'] for r in voxel.values()]):.0f} s, {len(voxel)} runs)"
+                      if voxel else "–")
+        seconds = [np.mean([r["seconds"] for r in runs if r["method"] == n and r["every"] == every] or [np.nan])
+                   for n in NETWORKS]
         lines.append(f"| {every} | " + " | ".join(mean_sd(per[n].values()) for n in NETWORKS) +
-                     f" | {' / '.join(str(len(per[n])) for n in NETWORKS)} |")
+                     f" | {' / '.join(str(len(per[n])) for n in NETWORKS)} | "
+                     + " / ".join(f"{t:.0f}" for t in seconds) + f" | {voxel_cell} |")
+        if voxel and per["unet-frrn"]:
+            hybrid, default = per["unet-frrn"], _completion_scores(list(voxel.values()), "versaseg", every)
+            shared = [k for k in hybrid if k in default]
+            ratio = seconds[NETWORKS.index("unet-frrn")] / np.mean([voxel[k]["seconds"] for k in shared])
+            product.append(f"K = {every}: {np.mean([hybrid[k] - default[k] for k in shared]):+.3f} mean Dice, "
+                           f"ahead in {sum(hybrid[k] > default[k] for k in shared)} of {len(shared)} runs, "
+                           f"{ratio:.0f}x the time")
         if per["unet-frrn"]:
             for other in ("unet", "frrn"):
                 if per[other]:
                     family.append(paired(per[other], per["unet-frrn"]))
                     names.append(f"completion K = {every}: unet-frrn minus {other}")
+    if product:
+        lines += ["", "For scale (descriptive, outside the tests): the hybrid CNN against the product's default "
+                  "`--model voxel` on the same degraded labels, " + "; ".join(product) + "."]
     budget = [r for r in runs if r["method"].startswith("versaseg:model=cnn")]
     if budget:
         lines += ["", "Budget check (one case, 3 axes, K = 16): the same completion with 3x the iterations.", "",

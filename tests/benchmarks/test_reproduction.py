@@ -312,6 +312,27 @@ def test_c_verdict_groups_the_tests_by_study_and_names_those_that_hold():
     assert claims_report._why_c(regimes, names[:1], ["reversed"]).startswith("**Why it does not hold as stated.**")
 
 
+def test_c_completion_sets_the_default_voxel_model_beside_the_networks_on_the_same_runs():
+    import claims_report
+
+    def row(method, case, dice, seconds, every=16, noise=0.3):
+        return {"method": method, "case": case, "axis": 0, "every": every, "noise": noise, "seconds": seconds,
+                "dice": {c: dice for c in ("1", "2", "3", "4")}}
+
+    cases = ("a", "b", "c")
+    runs = [row(n, k, d + i * 0.01, t) for n, d, t in (("unet", 0.6, 100), ("frrn", 0.7, 300), ("unet-frrn", 0.8, 200))
+            for i, k in enumerate(cases)]
+    reference = [row("versaseg", k, 0.75, 20) for k in cases] + [row("versaseg", "a", 0.1, 1, noise=0.0),
+                                                                  row("itk", "a", 0.1, 1)]
+    family, names = [], []
+    lines = claims_report._c_completion(runs, claims_report._c_completion_scores(runs), family, names, reference)
+    table = next(line for line in lines if line.startswith("| 16 |"))
+    assert table.endswith("| 3 / 3 / 3 | 100 / 300 / 200 | 0.750 ± 0.000 (20 s, 3 runs) |")
+    # hybrid 0.80, 0.81, 0.82 against 0.75: +0.060, ahead in 3 of 3, 200 s / 20 s
+    assert "K = 16: +0.060 mean Dice, ahead in 3 of 3 runs, 10x the time." in "\n".join(lines)
+    assert names == ["completion K = 16: unet-frrn minus unet", "completion K = 16: unet-frrn minus frrn"]
+
+
 def test_why_c_completion_compares_the_hybrid_per_k_and_says_whether_sparser_annotation_widens_its_lead():
     import claims_report
 
