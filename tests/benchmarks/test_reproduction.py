@@ -333,6 +333,32 @@ def test_c_completion_sets_the_default_voxel_model_beside_the_networks_on_the_sa
     assert names == ["completion K = 16: unet-frrn minus unet", "completion K = 16: unet-frrn minus frrn"]
 
 
+def test_c_completion_is_provisional_until_every_network_stops_gaining_at_3x_the_iterations():
+    import claims_report
+
+    def row(method, axis, dice):
+        return {"method": method, "case": "a", "axis": axis, "every": 16, "noise": 0.3, "seconds": 1.0,
+                "dice": {c: dice for c in ("1", "2", "3", "4")}}
+
+    long = "versaseg:model=cnn;network={};iterations=360"
+    runs = [row(n, axis, 0.7) for n in ("unet", "frrn", "unet-frrn") for axis in (0, 1)]
+    runs += [row(long.format("unet"), 0, 0.8), row(long.format("unet"), 1, 0.75)]  # +0.1, +0.05
+    runs += [row(long.format("unet-frrn"), 0, 0.705)]  # +0.005: below the plateau rule's 0.01
+    gains = claims_report.c_budget_gains(runs)
+    assert gains["unet"] == pytest.approx(0.075) and gains["unet-frrn"] == pytest.approx(0.005)
+    assert gains["frrn"] is None
+    lines = "\n".join(claims_report._c_completion(runs, claims_report._c_completion_scores(runs), [], []))
+    assert "| unet | 0.700 | 0.775 | +0.075 | 2 |" in lines and "| unet-frrn | 0.700 | 0.705 | +0.005 | 1 |" in lines
+    assert "unet at 3x the iterations +0.075 against the hybrid at the default (2 runs)." in lines
+    assert claims_report._c_completion_unconverged(runs) == (
+        " (provisional: completion at K = 16 still gains at 3x the iterations (unet +0.075); "
+        "budget check not run for frrn)")
+    runs = [r for r in runs if "network=unet;" not in r["method"]] + [row(long.format("frrn"), 0, 0.7)]
+    assert claims_report._c_completion_unconverged(runs) == " (provisional: budget check not run for unet)"
+    runs.append(row(long.format("unet"), 0, 0.709))
+    assert claims_report._c_completion_unconverged(runs) == ""
+
+
 def test_why_c_completion_compares_the_hybrid_per_k_and_says_whether_sparser_annotation_widens_its_lead():
     import claims_report
 
