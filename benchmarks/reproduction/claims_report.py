@@ -512,6 +512,7 @@ def _c_completion(runs: list[dict], completion: dict[int, dict[str, dict[str, fl
                   "`--model voxel` on the same degraded labels, " + "; ".join(product) + "."]
     budget = [r for r in runs if r["method"].startswith("versaseg:model=cnn")]
     against: list[str] = []
+    equal_budget: list[str] = []
     if budget:
         lines += ["", "Budget check (one case, 3 axes, K = 16): the same completion with 3x the iterations.", "",
                   "| network | 120 iterations | 360 iterations | difference (median) | runs |",
@@ -532,11 +533,20 @@ def _c_completion(runs: list[dict], completion: dict[int, dict[str, dict[str, fl
                 gap = np.mean([long[k] - hybrid[k] for k in shared])
                 against.append(f"{network} at 3x the iterations {gap:+.3f} against the hybrid at the default "
                                f"({len(shared)} runs)")
+                hybrid_method = next((r["method"] for r in budget if "network=unet-frrn;" in r["method"]), None)
+                hybrid_long = scores(hybrid_method, 16) if hybrid_method else {}
+                equal = [k for k in long if k in hybrid_long]
+                if equal:
+                    equal_gaps = [hybrid_long[k] - long[k] for k in equal]
+                    equal_budget.append(f"hybrid minus {network} {np.mean(equal_gaps):+.3f}, ahead in "
+                                        f"{sum(g > 0 for g in equal_gaps)} of {len(equal)} runs")
         if against:
             lines += ["", "Same runs, unequal budgets: " + "; ".join(against) + ". Near zero or above, a rival "
                       "given 3x the iterations catches the hybrid at the default: its lead at the default budget is "
                       "then, at least partly, faster learning rather than a better end point. The comparison at an "
                       "equal 3x budget needs every network's check."]
+        if equal_budget:
+            lines += ["", "At an equal 3x budget (descriptive: one case): " + "; ".join(equal_budget) + "."]
     return [*lines, ""]
 
 

@@ -350,6 +350,8 @@ def test_c_completion_is_provisional_until_every_network_stops_gaining_at_3x_the
     lines = "\n".join(claims_report._c_completion(runs, claims_report._c_completion_scores(runs), [], []))
     assert "| unet | 0.700 | 0.775 | +0.075 | 2 |" in lines and "| unet-frrn | 0.700 | 0.705 | +0.005 | 1 |" in lines
     assert "unet at 3x the iterations +0.075 against the hybrid at the default (2 runs)." in lines
+    # equal 3x budget, on the one run both have: hybrid 0.705 against U-Net 0.8
+    assert "At an equal 3x budget (descriptive: one case): hybrid minus unet -0.095, ahead in 0 of 1 runs." in lines
     assert claims_report._c_completion_unconverged(runs) == (
         " (provisional: completion at K = 16 still gains at 3x the iterations (unet +0.075); "
         "budget check not run for frrn)")
