@@ -436,13 +436,18 @@ def _c_completion_scores(runs: list[dict]) -> dict[int, dict[str, dict[str, floa
             for every in sorted({r["every"] for r in runs})}
 
 
+def _budget_method(runs: list[dict], network: str) -> str | None:
+    """The method name of ``network``'s 3x-iteration budget check in ``runs`` (None: not run yet)."""
+    return next((r["method"] for r in runs
+                 if r["method"].startswith("versaseg:model=cnn") and f"network={network};" in r["method"]), None)
+
+
 def c_budget_gains(runs: list[dict]) -> dict[str, float | None]:
     """Per network the mean gain in Dice of completion at K = 16 from 3x the default iterations, over the (case,
     axis) runs the budget check has finished (None: not run yet)."""
     gains: dict[str, float | None] = {}
     for network in NETWORKS:
-        method = next((r["method"] for r in runs
-                       if r["method"].startswith("versaseg:model=cnn") and f"network={network};" in r["method"]), None)
+        method = _budget_method(runs, network)
         long = _completion_scores(runs, method, 16) if method else {}
         base = _completion_scores(runs, network, 16)
         shared = [k for k in long if k in base]
@@ -487,7 +492,8 @@ def _c_completion(runs: list[dict], completion: dict[int, dict[str, dict[str, fl
         voxel = {f"{r['case']}|{r['axis']}": r for r in reference
                  if r["method"] == "versaseg" and r["every"] == every and r["noise"] == 0.3
                  and f"{r['case']}|{r['axis']}" in keys}
-        voxel_cell = (f"{mean_sd(_completion_scores(list(voxel.values()), 'versaseg', every).values())} "
+        default = _completion_scores(list(voxel.values()), "versaseg", every)
+        voxel_cell = (f"{mean_sd(default.values())} "
                       f"({np.mean([r['seconds'] for r in voxel.values()]):.0f} s, {len(voxel)} runs)"
                       if voxel else "–")
         seconds = [np.mean([r["seconds"] for r in runs if r["method"] == n and r["every"] == every] or [np.nan])
@@ -496,7 +502,7 @@ def _c_completion(runs: list[dict], completion: dict[int, dict[str, dict[str, fl
                      f" | {' / '.join(str(len(per[n])) for n in NETWORKS)} | "
                      + " / ".join(f"{t:.0f}" for t in seconds) + f" | {voxel_cell} |")
         if voxel and per["unet-frrn"]:
-            hybrid, default = per["unet-frrn"], _completion_scores(list(voxel.values()), "versaseg", every)
+            hybrid = per["unet-frrn"]
             shared = [k for k in hybrid if k in default]
             ratio = seconds[NETWORKS.index("unet-frrn")] / np.mean([voxel[k]["seconds"] for k in shared])
             product.append(f"K = {every}: {np.mean([hybrid[k] - default[k] for k in shared]):+.3f} mean Dice, "
@@ -510,15 +516,17 @@ def _c_completion(runs: list[dict], completion: dict[int, dict[str, dict[str, fl
     if product:
         lines += ["", "For scale (descriptive, outside the tests): the hybrid CNN against the product's default "
                   "`--model voxel` on the same degraded labels, " + "; ".join(product) + "."]
-    budget = [r for r in runs if r["method"].startswith("versaseg:model=cnn")]
     against: list[str] = []
     equal_budget: list[str] = []
-    if budget:
+    if any(r["method"].startswith("versaseg:model=cnn") for r in runs):
+        hybrid = scores("unet-frrn", 16)
+        hybrid_method = _budget_method(runs, "unet-frrn")
+        hybrid_long = scores(hybrid_method, 16) if hybrid_method else {}
         lines += ["", "Budget check (one case, 3 axes, K = 16): the same completion with 3x the iterations.", "",
                   "| network | 120 iterations | 360 iterations | difference (median) | runs |",
                   "|---|---:|---:|---:|---:|"]
         for network in NETWORKS:
-            method = next((r["method"] for r in budget if f"network={network};" in r["method"]), None)
+            method = _budget_method(runs, network)
             if method is None:
                 continue
             long, base = scores(method, 16), scores(network, 16)
@@ -527,14 +535,11 @@ def _c_completion(runs: list[dict], completion: dict[int, dict[str, dict[str, fl
             if test["n"]:
                 lines.append(f"| {network} | {test['mean_a']:.3f} | {test['mean_b']:.3f} | "
                              f"{test['median_diff']:+.3f} | {test['n']} |")
-            hybrid = scores("unet-frrn", 16)
             shared = [k for k in long if k in hybrid]
             if network != "unet-frrn" and shared:
                 gap = np.mean([long[k] - hybrid[k] for k in shared])
                 against.append(f"{network} at 3x the iterations {gap:+.3f} against the hybrid at the default "
                                f"({len(shared)} runs)")
-                hybrid_method = next((r["method"] for r in budget if "network=unet-frrn;" in r["method"]), None)
-                hybrid_long = scores(hybrid_method, 16) if hybrid_method else {}
                 equal = [k for k in long if k in hybrid_long]
                 if equal:
                     equal_gaps = [hybrid_long[k] - long[k] for k in equal]
